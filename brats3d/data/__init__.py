@@ -1,0 +1,1 @@
+"""Datasets on disk: layouts, label conventions, reading and validating NIfTI, synthetic phantoms."""

@@ -1,0 +1,119 @@
+"""``brats3d inspect``: what a dataset directory holds and what is wrong with it, before any training."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from brats3d.data.io import AFFINE_TOLERANCE, load_case, read_nifti
+from brats3d.data.labels import check_label_values
+from brats3d.data.layouts import MODALITIES, Case, DatasetIndex, Layout, discover
+from brats3d.errors import BratsInputError
+
+
+@dataclass
+class CaseSummary:
+    case_id: str
+    shape: tuple[int, ...] | None = None
+    spacing: tuple[float, ...] | None = None
+    label_values: tuple[int, ...] = ()
+    problem: str | None = None
+
+
+@dataclass
+class InspectReport:
+    index: DatasetIndex
+    cases: list[CaseSummary] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return self.index.problems + [c.problem for c in self.cases if c.problem]
+
+    def label_values(self) -> list[int]:
+        return sorted({v for c in self.cases for v in c.label_values})
+
+    def format(self) -> str:
+        idx = self.index
+        labelled = len(idx.labelled())
+        lines = [
+            f"dataset:  {idx.root}",
+            f"layout:   {idx.layout.value}: {idx.layout.description}",
+            f"cases:    {len(idx.cases)} ({labelled} with labels, {len(idx.cases) - labelled} without)",
+            f"channels: {', '.join(MODALITIES)}",
+        ]
+        for name, values in (("shapes", [c.shape for c in self.cases]), ("spacings", [c.spacing for c in self.cases])):
+            counts = Counter(v for v in values if v is not None)
+            text = ", ".join(f"{'x'.join(f'{x:g}' for x in k)} ({n})" for k, n in counts.most_common())
+            lines.append(f"{name + ':':<9} {text or '-'}")
+        lines.append(
+            f"labels:   {{{', '.join(str(v) for v in self.label_values())}}} (on disk, {idx.layout.convention.value})"
+        )
+        problems = self.problems
+        lines.append(f"problems: {len(problems)}")
+        lines += [f"  - {p}" for p in problems]
+        return "\n".join(lines)
+
+
+def _summarise(case: Case, full: bool) -> CaseSummary:
+    summary = CaseSummary(case.case_id)
+    try:
+        if full:
+            loaded = load_case(case, with_label=False)
+            summary.shape, summary.spacing = loaded.image.shape[1:], loaded.spacing
+            ref_affine = loaded.affine
+        else:
+            headers = []
+            for path in case.images:
+                try:
+                    headers.append(nib.load(str(path)))
+                except Exception as exc:
+                    raise BratsInputError(path, f"not a readable NIfTI file ({exc})") from exc
+            shapes = [h.shape for h in headers]
+            if case.layout is Layout.MSD:
+                if len(shapes[0]) != 4 or shapes[0][-1] != len(MODALITIES):
+                    raise BratsInputError(case.images[0], f"expected 4D with 4 channels, got shape {shapes[0]}")
+                shape = shapes[0][:3]
+            else:
+                for path, s in zip(case.images, shapes):
+                    if len([d for d in s if d != 1]) > 3 or len(s) < 3:
+                        raise BratsInputError(path, f"must be a 3D volume, got shape {s}")
+                    if s[:3] != shapes[0][:3]:
+                        raise BratsInputError(path, f"grid mismatch: shape {s} differs from {case.images[0].name}")
+                shape = shapes[0][:3]
+            for path, h in zip(case.images[1:], headers[1:]):
+                if not np.allclose(h.affine, headers[0].affine, atol=AFFINE_TOLERANCE):
+                    raise BratsInputError(path, f"grid mismatch: affine differs from {case.images[0].name}")
+            ref_affine = headers[0].affine
+            summary.shape = tuple(int(s) for s in shape)
+            summary.spacing = tuple(round(float(z), 3) for z in headers[0].header.get_zooms()[:3])
+        if full:
+            summary.spacing = tuple(round(s, 3) for s in summary.spacing)
+        if case.label is not None:
+            vol = read_nifti(case.label)
+            arr = np.squeeze(vol.array)
+            if arr.shape != tuple(summary.shape):
+                raise BratsInputError(
+                    case.label, f"grid mismatch: shape {arr.shape} differs from image {summary.shape}"
+                )
+            if not np.allclose(vol.affine, ref_affine, atol=AFFINE_TOLERANCE):
+                raise BratsInputError(case.label, "grid mismatch: affine differs from the image")
+            values = np.unique(arr)
+            summary.label_values = tuple(int(v) for v in values)
+            check_label_values(values, case.convention, case.label)
+    except BratsInputError as exc:
+        summary.problem = str(exc)
+    return summary
+
+
+def inspect_dataset(root: str | Path, layout: str | None = None, full: bool = False) -> InspectReport:
+    """Index ``root`` and check every case: headers and label maps always, every voxel when ``full``."""
+    index = discover(root, layout)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        summaries = list(pool.map(lambda c: _summarise(c, full), index.cases))
+    return InspectReport(index, summaries)

@@ -1,0 +1,183 @@
+"""Read and validate NIfTI cases; write label maps back in the input's own grid.
+
+nibabel is the default reader because writing outputs needs the input's header (qform/sform codes) verbatim;
+ITK (through MONAI's ``ITKReader``) is the alternative, and both give the same array and RAS affine.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from brats3d.data.labels import LabelConvention, from_canonical, to_canonical
+from brats3d.data.layouts import MODALITIES, Case
+from brats3d.errors import BratsInputError
+from brats3d.files import atomic_path
+
+READERS = ("nibabel", "itk")
+AFFINE_TOLERANCE = 1e-3  # mm; headers of one case written by different tools differ by float noise
+
+
+@dataclass
+class Volume:
+    """One NIfTI file as stored: array in file axis order, RAS affine, and the nibabel header if read by nibabel."""
+
+    path: Path
+    array: np.ndarray
+    affine: np.ndarray
+    header: nib.Nifti1Header | None = None
+
+
+@dataclass
+class LoadedCase:
+    """A validated case: image (4, X, Y, Z) float32 in MODALITIES order, canonical uint8 label (X, Y, Z) or None."""
+
+    case: Case
+    image: np.ndarray
+    label: np.ndarray | None
+    affine: np.ndarray
+    header: nib.Nifti1Header | None
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        return tuple(float(s) for s in np.sqrt((self.affine[:3, :3] ** 2).sum(0)))
+
+
+def read_nifti(path: str | Path, reader: str = "nibabel") -> Volume:
+    """Read one NIfTI file fully; an unreadable or truncated file is a BratsInputError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise BratsInputError(path, "file not found")
+    if reader == "nibabel":
+        try:
+            img = nib.load(str(path))
+        except Exception as exc:  # nibabel raises many types for a file that is not NIfTI
+            raise BratsInputError(path, f"not a readable NIfTI file ({_short(exc)})") from exc
+        try:
+            array = np.asanyarray(img.dataobj)
+        except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+            raise BratsInputError(path, f"file is truncated or corrupt ({_short(exc)})") from exc
+        return Volume(path, array, np.asarray(img.affine, dtype=np.float64), img.header)
+    if reader == "itk":
+        from monai.data import ITKReader
+
+        try:
+            itk_reader = ITKReader()
+            array, meta = itk_reader.get_data(itk_reader.read(str(path)))
+        except Exception as exc:
+            raise BratsInputError(path, f"ITK cannot read this file ({_short(exc)})") from exc
+        return Volume(path, np.asarray(array), np.asarray(meta["affine"], dtype=np.float64), None)
+    raise ValueError(f"unknown reader {reader!r}; choose one of {READERS}")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
+
+
+def _as_3d(vol: Volume, what: str) -> np.ndarray:
+    arr = vol.array
+    while arr.ndim > 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 3:
+        raise BratsInputError(vol.path, f"{what} must be a 3D volume, got shape {tuple(vol.array.shape)}")
+    return arr
+
+
+def _check_finite(path: Path, arr: np.ndarray) -> None:
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise BratsInputError(path, f"contains {bad} NaN/Inf voxels")
+
+
+def _check_same_grid(ref: Volume, ref_shape: tuple, other: Volume, other_shape: tuple) -> None:
+    if tuple(other_shape) != tuple(ref_shape):
+        raise BratsInputError(
+            other.path, f"grid mismatch: shape {tuple(other_shape)} differs from {ref.path.name} {tuple(ref_shape)}"
+        )
+    if not np.allclose(other.affine, ref.affine, atol=AFFINE_TOLERANCE):
+        raise BratsInputError(other.path, f"grid mismatch: affine differs from {ref.path.name}")
+
+
+def load_image(paths: list[Path] | tuple[Path, ...], reader: str = "nibabel") -> tuple[np.ndarray, Volume]:
+    """Stack a case's modalities channel-first in MODALITIES order; returns (image, reference volume)."""
+    if len(paths) == 1:
+        vol = read_nifti(paths[0], reader)
+        arr = vol.array
+        if arr.ndim != 4 or arr.shape[-1] != len(MODALITIES):
+            got = f"{arr.shape[-1]} channels" if arr.ndim == 4 else f"a {arr.ndim}D volume"
+            raise BratsInputError(
+                vol.path,
+                f"expected a 4D image with {len(MODALITIES)} channels (FLAIR, T1w, T1gd, T2w) in the last "
+                f"dimension, got {got} of shape {tuple(arr.shape)}",
+            )
+        image = np.moveaxis(np.asarray(arr, dtype=np.float32), -1, 0)
+        _check_finite(vol.path, image)
+        return np.ascontiguousarray(image), vol
+    if len(paths) != len(MODALITIES):
+        raise BratsInputError(
+            paths[0] if paths else None, f"expected {len(MODALITIES)} modality files, got {len(paths)}"
+        )
+    vols = [read_nifti(p, reader) for p in paths]
+    arrays = [_as_3d(v, f"{m} image") for v, m in zip(vols, MODALITIES)]
+    for vol, arr in zip(vols[1:], arrays[1:]):
+        _check_same_grid(vols[0], arrays[0].shape, vol, arr.shape)
+    image = np.empty((len(MODALITIES), *arrays[0].shape), dtype=np.float32)
+    for c, (vol, arr) in enumerate(zip(vols, arrays)):
+        image[c] = arr
+        _check_finite(vol.path, image[c])
+    return image, vols[0]
+
+
+def load_label(path: Path, convention: LabelConvention | str, ref: Volume, ref_shape: tuple, reader: str = "nibabel"):
+    """Read a label map, check it sits on the image grid, and convert it to canonical labels."""
+    vol = read_nifti(path, reader)
+    arr = _as_3d(vol, "label map")
+    _check_same_grid(ref, ref_shape, vol, arr.shape)
+    return to_canonical(arr, convention, path)
+
+
+def load_case(case: Case, reader: str = "nibabel", with_label: bool = True) -> LoadedCase:
+    """Read and validate every file of a case; any problem is one BratsInputError naming the file."""
+    image, ref = load_image(case.images, reader)
+    label = None
+    if with_label and case.label is not None:
+        label = load_label(case.label, case.convention, ref, image.shape[1:], reader)
+    return LoadedCase(case, image, label, ref.affine, ref.header)
+
+
+def write_label_map(
+    label: np.ndarray,
+    out_path: str | Path,
+    affine: np.ndarray,
+    header: nib.Nifti1Header | None,
+    convention: LabelConvention | str,
+    protect: tuple[Path, ...] = (),
+) -> Path:
+    """Write canonical labels as uint8 NIfTI in ``convention``, on the reference grid (shape, affine, codes)."""
+    data = from_canonical(label, convention)
+    if header is not None:
+        hdr = header.copy()
+        if len(hdr.get_data_shape()) != 3:
+            hdr.set_data_shape(data.shape)
+        img = nib.Nifti1Image(data, affine, header=hdr)
+        # Keep the input's qform/sform codes so viewers place the overlay exactly on the scan.
+        img.set_qform(affine, code=int(header["qform_code"]) or 1)
+        img.set_sform(affine, code=int(header["sform_code"]) or 1)
+    else:
+        img = nib.Nifti1Image(data, affine)
+        img.set_qform(affine, code=1)
+        img.set_sform(affine, code=1)
+    img.set_data_dtype(np.uint8)
+    img.header["scl_slope"], img.header["scl_inter"] = 1.0, 0.0
+    img.header["cal_min"], img.header["cal_max"] = 0, int(data.max()) if data.size else 0
+    out_path = Path(out_path)
+    with atomic_path(out_path, protect=protect) as tmp:
+        nib.save(img, str(tmp))
+    return out_path

@@ -1,0 +1,23 @@
+"""MONAI dictionary transforms: load a case, normalise it, sample tumour-biased patches, augment."""
+
+from brats3d.transforms.intensity import NormalizeSlicesd
+from brats3d.transforms.loading import LoadCased
+from brats3d.transforms.pipeline import (
+    build_inference_transforms,
+    build_train_transforms,
+    build_val_transforms,
+)
+from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd, tumour_patch_counts
+from brats3d.transforms.targets import LabelToTargetd
+
+__all__ = [
+    "FindTumourPatchesd",
+    "LabelToTargetd",
+    "LoadCased",
+    "NormalizeSlicesd",
+    "RandTumourPatchd",
+    "build_inference_transforms",
+    "build_train_transforms",
+    "build_val_transforms",
+    "tumour_patch_counts",
+]

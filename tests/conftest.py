@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny synthetic datasets in every layout, written fresh for each test that asks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from brats3d.data.synthetic import make_phantom, write_dataset
+
+SMALL = (48, 48, 32)
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "brats18-sample"
+
+
+@pytest.fixture
+def make_dataset(tmp_path: Path):
+    """``make_dataset(layout, cases=2, shape=SMALL)`` -> root of a freshly written synthetic dataset."""
+
+    def _make(layout: str = "msd", cases: int = 2, shape=SMALL, seed: int = 0, name: str | None = None) -> Path:
+        root = tmp_path / (name or f"{layout}_{cases}_{seed}")
+        write_dataset(root, cases, layout=layout, shape=shape, seed=seed)
+        return root
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def phantom():
+    """One small phantom: image (4, X, Y, Z) and canonical labels (X, Y, Z)."""
+    return make_phantom(SMALL, seed=3)
+
+
+@pytest.fixture
+def real_data() -> Path:
+    if not REAL_DATA.is_dir():
+        pytest.skip("../shared/data/brats18-sample is not present")
+    return REAL_DATA

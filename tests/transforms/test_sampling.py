@@ -1,0 +1,88 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd, tumour_patch_counts
+
+
+def _volume(shape=(30, 28, 20), seed=0):
+    rng = np.random.default_rng(seed)
+    label = np.zeros(shape, dtype=np.uint8)
+    label[8:20, 6:18, 5:14] = rng.integers(1, 4, size=(12, 12, 9))
+    image = rng.normal(size=(4, *shape)).astype(np.float32)
+    return {"image": image, "label": label[None]}
+
+
+def test_counts_match_brute_force():
+    rng = np.random.default_rng(1)
+    tumour = rng.random((9, 8, 7)) < 0.3
+    patch = (4, 3, 5)
+    counts = tumour_patch_counts(tumour, patch)
+    assert counts.shape == (6, 6, 3)
+    for x, y, z in itertools.product(*(range(s) for s in counts.shape)):
+        assert counts[x, y, z] == tumour[x : x + 4, y : y + 3, z : z + 5].sum()
+
+
+def test_patch_larger_than_volume_is_refused():
+    with pytest.raises(ValueError, match="larger than the volume"):
+        tumour_patch_counts(np.zeros((4, 4, 4), bool), (8, 4, 4))
+
+
+@pytest.mark.parametrize("min_fraction", [0.05, 0.2])
+def test_every_biased_patch_meets_the_tumour_rule(min_fraction):
+    patch = (16, 16, 8)
+    data = FindTumourPatchesd(patch, min_fraction)(_volume())
+    assert data["patch_rule"] == "tumour"
+    sampler = RandTumourPatchd(["image", "label"], patch, num_samples=500, unbiased_fraction=0.0)
+    sampler.set_random_state(0)
+    patches = sampler(data)
+    fractions = np.array([(p["label"] > 0).mean() for p in patches])
+    assert len(patches) == 500
+    assert fractions.min() >= min_fraction
+    # Image and label come from the same window.
+    for p in patches[:20]:
+        x, y, z = p["patch_start"]
+        np.testing.assert_array_equal(p["image"], data["image"][:, x : x + 16, y : y + 16, z : z + 8])
+
+
+def test_unbiased_share_draws_background_patches_too():
+    patch = (16, 16, 8)
+    data = _volume(shape=(80, 80, 40))  # tumour in one corner: most uniform patches miss it
+    data = FindTumourPatchesd(patch, 0.05)(data)
+    sampler = RandTumourPatchd(["image", "label"], patch, num_samples=2000, unbiased_fraction=0.5)
+    sampler.set_random_state(3)
+    fractions = np.array([(p["label"] > 0).mean() for p in sampler(data)])
+    low = (fractions < 0.05).mean()
+    assert 0.2 < low < 0.5  # some of the uniform draws miss the tumour; the biased half never does
+
+
+def test_same_seed_same_patches():
+    patch = (16, 16, 8)
+    data = FindTumourPatchesd(patch)(_volume())
+    starts = []
+    for _ in range(2):
+        sampler = RandTumourPatchd(["image", "label"], patch, num_samples=10, unbiased_fraction=0.2)
+        sampler.set_random_state(42)
+        starts.append([tuple(p["patch_start"]) for p in sampler(data)])
+    assert starts[0] == starts[1]
+
+
+def test_small_tumour_falls_back_to_the_most_tumorous_patches():
+    data = _volume()
+    data["label"][:] = 0
+    data["label"][0, 10:12, 10:12, 10:12] = 3  # 8 voxels: no 16x16x8 patch can be 5 % tumour
+    found = FindTumourPatchesd((16, 16, 8), 0.05)(data)
+    assert found["patch_rule"] == "fallback"
+    sampler = RandTumourPatchd(["image", "label"], (16, 16, 8), num_samples=50)
+    sampler.set_random_state(0)
+    assert all((p["label"] > 0).sum() >= 4 for p in sampler(found))
+
+
+def test_no_tumour_means_uniform_patches():
+    data = _volume()
+    data["label"][:] = 0
+    found = FindTumourPatchesd((16, 16, 8), 0.05)(data)
+    assert found["patch_rule"] == "none"
+    sampler = RandTumourPatchd(["image", "label"], (16, 16, 8), num_samples=5)
+    assert all(p["image"].shape == (4, 16, 16, 8) for p in sampler(found))
