@@ -42,6 +42,23 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from brats3d.config import load_config
+    from brats3d.training.trainer import train
+
+    if args.resume:
+        result = train(run_dir=args.resume, data_dir=args.data, resume=True, overrides=args.set)
+    else:
+        if not args.config:
+            raise BratsInputError(None, "pass --config FILE (see configs/) or --resume RUN_DIR")
+        config = load_config(args.config, args.set)
+        result = train(config, run_dir=args.out, data_dir=args.data)
+    if result.is_main:
+        best = f"best mean Dice {result.best_mean_dice:.4f}"
+        print(f"done: {result.epochs_done} epochs, {best}; run folder {result.run_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="brats3d",
@@ -65,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="write into a non-empty directory")
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser(
+        "train",
+        help="train a network from a YAML config (multi-GPU: torchrun --nproc_per_node=N -m brats3d.cli train ...)",
+    )
+    p.add_argument("--config", help="YAML config (see configs/)")
+    p.add_argument("--data", help="dataset directory (overrides data.root)")
+    p.add_argument("--out", default="runs/latest", help="run folder for checkpoints and logs (default runs/latest)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5"
+    )
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

@@ -1,0 +1,222 @@
+"""Typed, validated run configuration: one schema for every YAML in configs/ and for ``--set`` overrides.
+
+Unknown or mistyped keys are errors that name the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from brats3d.errors import BratsInputError
+from brats3d.files import atomic_path
+
+
+@dataclass
+class DataConfig:
+    root: str | None = None  # dataset directory; `--data` overrides it
+    layout: str | None = None  # msd | brats2021 | brats2023; detected when None
+    val_fraction: float = 0.2
+    val_cases: list[str] = field(default_factory=list)  # explicit validation case ids (overrides val_fraction)
+    patch_size: list[int] = field(default_factory=lambda: [160, 160, 16])
+    min_tumour_fraction: float = 0.05  # a patch is kept only when at least this share of it is tumour
+    unbiased_fraction: float = 0.1  # share of patches drawn uniformly, to show the network healthy brain
+    patches_per_case: int = 4
+    normalisation: str = "brain"  # brain: per channel over brain voxels | slice: per channel and axial slice
+    reader: str = "nibabel"  # nibabel | itk
+    cache: str = "memory"  # memory (CacheDataset) | disk (PersistentDataset) | none
+    cache_rate: float = 1.0
+    cache_dir: str | None = None  # for cache: disk; default RUN_DIR/cache
+    num_workers: int = 2
+    augment: bool = True
+    noise_std: float = 0.0
+
+
+@dataclass
+class ModelConfig:
+    network: str = "unet3d"  # unet3d | vnet | segresnet | attention_unet | unetr | swin_unetr
+    target: str = "regions"  # regions: WT/TC/ET with sigmoid | classes: 4 classes with softmax
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the MONAI network's constructor
+
+
+@dataclass
+class LossConfig:
+    name: str = "dice"  # dice (soft Dice, squared denominator) | dice_ce | dice_focal | tversky
+    smooth: float = 1e-5
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 4  # patches per optimiser step; a multiple of data.patches_per_case
+    steps_per_epoch: int | None = None  # None: one pass over the training cases
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    scheduler: str = "cosine"  # cosine | none
+    warmup_epochs: int = 0
+    amp: str = "auto"  # auto (bf16 where supported, else fp16) | bf16 | fp16 | off; CUDA only
+    grad_clip: float | None = 12.0
+    patience: int | None = None  # stop after this many validations without improvement
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # CPU threads for torch; None keeps torch's default
+
+
+@dataclass
+class ValidationConfig:
+    every: int = 1  # validate every N epochs (and after the last)
+    overlap: float = 0.5
+    sw_batch_size: int = 4
+    threshold: float = 0.5
+    max_cases: int | None = None
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+CHOICES = {
+    "data.layout": (None, "msd", "brats2021", "brats2023"),
+    "data.normalisation": ("brain", "slice"),
+    "data.reader": ("nibabel", "itk"),
+    "data.cache": ("memory", "disk", "none"),
+    "model.target": ("regions", "classes"),
+    "loss.name": ("dice", "dice_ce", "dice_focal", "tversky"),
+    "train.optimizer": ("adamw", "adam", "sgd"),
+    "train.scheduler": ("cosine", "none"),
+    "train.amp": ("auto", "bf16", "fp16", "off"),
+}
+
+
+def _check_value(value: Any, annotation: Any, where: str, source: object) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_value(value, inner[0], where, source)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise BratsInputError(source, f"config key {where!r} must be a mapping, got {value!r}")
+        return _build(annotation, value, where, source)
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise BratsInputError(source, f"config key {where!r} must be a list, got {value!r}")
+        return [_check_value(v, args[0], f"{where}[]", source) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise BratsInputError(source, f"config key {where!r} must be a mapping, got {value!r}")
+        return dict(value)
+    if annotation is Any:
+        return value
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if annotation is float and isinstance(value, str):  # PyYAML reads "1e-3" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if annotation in (str, bool) and isinstance(value, annotation):
+        return value
+    raise BratsInputError(source, f"config key {where!r} must be {annotation.__name__}, got {value!r}")
+
+
+def _build(cls: type, data: dict, prefix: str, source: object):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = ", ".join(f"{prefix}.{k}".lstrip(".") for k in unknown)
+        raise BratsInputError(source, f"unknown config key {where} (known: {', '.join(sorted(names))})")
+    values = {k: _check_value(v, hints[k], f"{prefix}.{k}".lstrip("."), source) for k, v in data.items()}
+    obj = cls(**values)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}".lstrip(".")
+        if key in CHOICES and getattr(obj, f.name) not in CHOICES[key]:
+            raise BratsInputError(
+                source,
+                f"config key {key!r} must be one of {[c for c in CHOICES[key] if c]}, got {getattr(obj, f.name)!r}",
+            )
+    return obj
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.epochs=5`` -> (["train", "epochs"], 5); the value is read as YAML (numbers, lists, null)."""
+    if "=" not in text:
+        raise BratsInputError(None, f"--set expects KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML config (or the defaults), apply ``--set`` overrides, and validate everything."""
+    raw: dict[str, Any] = {}
+    source: object = path
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise BratsInputError(path, "config file not found")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise BratsInputError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from exc
+        if not isinstance(raw, dict):
+            raise BratsInputError(path, "a config file must be a mapping of sections")
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise BratsInputError(source, f"--set {text}: {k!r} is not a section")
+        node[keys[-1]] = value
+    config = _build(RunConfig, raw, "", source)
+    validate(config, source)
+    return config
+
+
+def config_from_dict(data: dict) -> RunConfig:
+    """Rebuild a saved (resolved) config, e.g. from a checkpoint."""
+    return _build(RunConfig, data, "", "config")
+
+
+def validate(config: RunConfig, source: object = None) -> None:
+    """Cross-field checks that a single key's type cannot express."""
+    d, t = config.data, config.train
+    if len(d.patch_size) != 3 or min(d.patch_size) < 8:
+        raise BratsInputError(source, f"data.patch_size must be three sizes >= 8, got {d.patch_size}")
+    if not 0 <= d.min_tumour_fraction <= 1 or not 0 <= d.unbiased_fraction <= 1:
+        raise BratsInputError(source, "data.min_tumour_fraction and data.unbiased_fraction must lie in [0, 1]")
+    if not 0 < d.val_fraction < 1 and not d.val_cases:
+        raise BratsInputError(source, f"data.val_fraction must lie in (0, 1), got {d.val_fraction}")
+    if d.patches_per_case < 1 or t.batch_size % d.patches_per_case:
+        raise BratsInputError(
+            source,
+            f"train.batch_size ({t.batch_size}) must be a multiple of data.patches_per_case ({d.patches_per_case})",
+        )
+    if t.epochs < 1 or config.validation.every < 1:
+        raise BratsInputError(source, "train.epochs and validation.every must be at least 1")
+    if not 0 <= config.validation.overlap < 1:
+        raise BratsInputError(source, f"validation.overlap must lie in [0, 1), got {config.validation.overlap}")

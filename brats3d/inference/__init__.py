@@ -1,0 +1,1 @@
+"""Whole-scan inference: sliding windows over a scan, then probabilities to labels."""

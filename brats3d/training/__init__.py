@@ -1,0 +1,1 @@
+"""Training: data split and caching, the loop with AMP and DDP, checkpoints and exact resume."""

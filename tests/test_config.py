@@ -1,0 +1,55 @@
+import pytest
+import yaml
+
+from brats3d.config import RunConfig, config_from_dict, load_config
+from brats3d.errors import BratsInputError
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert {p.name for p in configs} >= {"demo.yaml", "unet3d.yaml", "vnet.yaml"}
+    for path in configs:
+        assert isinstance(load_config(path), RunConfig)
+    assert load_config(configs[0].parent / "vnet.yaml").model.network == "vnet"
+    assert load_config(configs[0].parent / "unet3d.yaml").data.patch_size == [160, 160, 16]
+
+
+def test_unknown_key_is_named(tmp_path):
+    with pytest.raises(BratsInputError, match=r"c.yaml: unknown config key train.epoch \(known:"):
+        load_config(_write(tmp_path, "train:\n  epoch: 3\n"))
+
+
+def test_mistyped_value_is_named(tmp_path):
+    with pytest.raises(BratsInputError, match=r"config key 'train.epochs' must be int, got 'many'"):
+        load_config(_write(tmp_path, "train:\n  epochs: many\n"))
+    with pytest.raises(BratsInputError, match=r"'model.network'|model.target"):
+        load_config(_write(tmp_path, "model:\n  target: blobs\n"))
+
+
+def test_overrides_and_yaml_exponent_floats(tmp_path):
+    config = load_config(_write(tmp_path, "train:\n  lr: 1e-3\n"), ["train.epochs=5", "data.patch_size=[32,32,16]"])
+    assert config.train.lr == pytest.approx(1e-3)
+    assert config.train.epochs == 5 and config.data.patch_size == [32, 32, 16]
+    with pytest.raises(BratsInputError, match=r"unknown config key data\.patchsize"):
+        load_config(None, ["data.patchsize=[1,2,3]"])
+
+
+def test_cross_field_rules():
+    with pytest.raises(BratsInputError, match=r"multiple of data\.patches_per_case"):
+        load_config(None, ["train.batch_size=3", "data.patches_per_case=2"])
+
+
+def test_saved_config_round_trips(tmp_path):
+    config = load_config(None, ["train.epochs=7", "model.kwargs={channels: [8, 16]}"])
+    config.save(tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert again == config
+    assert config_from_dict(yaml.safe_load((tmp_path / "config.yaml").read_text())) == config

@@ -1,0 +1,167 @@
+"""Training end to end on tiny phantoms: it learns, it resumes exactly after SIGKILL, and it runs under torchrun."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from brats3d.config import load_config
+from brats3d.data.synthetic import write_dataset
+from brats3d.errors import BratsInputError
+from brats3d.models import build_network
+from brats3d.training.checkpoint import load_checkpoint, model_from_checkpoint
+from brats3d.training.data import build_datasets, split_cases
+from brats3d.training.trainer import train, validate
+
+TINY = [
+    "data.patch_size=[32,32,16]",
+    "data.patches_per_case=2",
+    "data.num_workers=0",
+    "data.unbiased_fraction=0.3",
+    "data.val_fraction=0.34",
+    "model.kwargs={channels: [8, 16, 32, 64, 128]}",
+    "train.batch_size=4",
+    "train.lr=0.003",
+    "validation.overlap=0.25",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    write_dataset(root, 6, layout="brats2021", shape=(48, 48, 32), seed=11)
+    return root
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "brats3d.cli", *args]
+
+
+def _rows(run: Path) -> list[dict]:
+    with open(run / "metrics.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_training_beats_an_untrained_model_on_whole_scans(tiny_data, tmp_path):
+    config = load_config(None, [*TINY, "train.epochs=10", "train.steps_per_epoch=8", "validation.every=10"])
+    config.data.root = str(tiny_data)
+    torch.manual_seed(config.seed)
+    from brats3d.data.layouts import discover
+
+    train_cases, val_cases = split_cases(discover(tiny_data).labelled(), config)
+    _, val_ds, _ = build_datasets(train_cases, val_cases, config, tmp_path / "cache")
+    untrained = build_network("unet3d", config.data.patch_size, "regions", config.model.kwargs)
+    before = validate(untrained, val_ds, config, torch.device("cpu"))["dice_whole_tumour"]
+
+    result = train(config, tmp_path / "run", log=lambda _: None)
+    after = result.history[-1]["dice_whole_tumour"]
+    assert after > before + 0.25, (before, after)
+    assert after > 0.5
+    for name in ("best.pt", "last.pt", "config.yaml", "split.json", "metrics.csv"):
+        assert (tmp_path / "run" / name).is_file()
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_checkpoint_is_self_describing(tiny_data, tmp_path):
+    config = load_config(None, [*TINY, "train.epochs=1", "train.steps_per_epoch=1", "validation.max_cases=1"])
+    train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
+    payload = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert payload["network"] == "unet3d" and payload["target"] == "regions"
+    assert payload["modalities"] == ["flair", "t1", "t1ce", "t2"]
+    assert payload["label_convention"] == "brats2021"
+    assert payload["patch_size"] == [32, 32, 16] and payload["normalisation"] == "brain"
+    model, saved_config = model_from_checkpoint(payload)
+    assert saved_config.model.kwargs == {"channels": [8, 16, 32, 64, 128]}
+    assert model(torch.zeros(1, 4, 32, 32, 16)).shape == (1, 3, 32, 32, 16)
+
+
+def test_an_existing_run_is_not_overwritten(tiny_data, tmp_path):
+    config = load_config(None, [*TINY, "train.epochs=1", "train.steps_per_epoch=1", "validation.max_cases=1"])
+    train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
+    with pytest.raises(BratsInputError, match="already holds a run"):
+        train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
+
+
+def test_sigkill_then_resume_finishes_exactly_like_an_uninterrupted_run(tiny_data, tmp_path):
+    overrides = [*TINY, "train.epochs=4", "train.steps_per_epoch=6", "validation.max_cases=1"]
+    sets = [a for o in overrides for a in ("--set", o)]
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("seed: 3\n")
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _cli("train", "--config", str(config_file), "--data", str(tiny_data), "--out", str(run), *sets),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not (run / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = int(_rows(run)[-1]["epoch"])
+    assert 1 <= done_before < 4, "the kill should land mid-run"
+    load_checkpoint(run / "last.pt")  # never corrupt, whenever the kill landed
+
+    resumed = subprocess.run(_cli("train", "--resume", str(run)), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {run} after epoch {done_before}" in resumed.stdout
+    assert [int(r["epoch"]) for r in _rows(run)] == [1, 2, 3, 4]
+
+    straight = tmp_path / "straight"
+    subprocess.run(
+        _cli("train", "--config", str(config_file), "--data", str(tiny_data), "--out", str(straight), *sets),
+        check=True,
+        capture_output=True,
+    )
+    a = load_checkpoint(run / "last.pt")["model"]
+    b = load_checkpoint(straight / "last.pt")["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"weights differ at {key}")
+    model_from_checkpoint(load_checkpoint(run / "best.pt"))
+    np.testing.assert_allclose(
+        [float(r["train_loss"]) for r in _rows(run)], [float(r["train_loss"]) for r in _rows(straight)]
+    )
+
+
+def test_torchrun_two_processes_on_cpu(tiny_data, tmp_path):
+    run = tmp_path / "ddp"
+    sets = [a for o in [*TINY, "train.epochs=2", "train.steps_per_epoch=2"] for a in ("--set", o)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--standalone",
+            "-m",
+            "brats3d.cli",
+            "train",
+            "--config",
+            str(Path(__file__).parents[2] / "configs" / "demo.yaml"),
+            "--data",
+            str(tiny_data),
+            "--out",
+            str(run),
+            *sets,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "world size 2" in result.stdout
+    assert result.stdout.count("epoch 2/2") == 1, "only rank 0 reports"
+    assert [int(r["epoch"]) for r in _rows(run)] == [1, 2]
+    model_from_checkpoint(load_checkpoint(run / "best.pt"))
