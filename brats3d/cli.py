@@ -11,6 +11,7 @@ from brats3d import __version__
 from brats3d.errors import BratsInputError
 
 LAYOUT_CHOICES = ("msd", "brats2021", "brats2023")
+MODALITY_CHOICES = ("flair", "t1", "t1ce", "t2")  # the order of brats3d.data.layouts.MODALITIES
 
 
 def _shape(text: str) -> tuple[int, int, int]:
@@ -59,6 +60,61 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from brats3d.inference.predict import PredictOptions, Predictor, load_truth, resolve_inputs, summary_line
+
+    modality_files = {"flair": args.flair, "t1": args.t1, "t1ce": args.t1ce, "t2": args.t2}
+    cases = resolve_inputs(args.inputs, modality_files, args.convention)
+    if args.label and len(cases) != 1:
+        raise BratsInputError(args.label, "--label needs exactly one input case")
+    options = PredictOptions(
+        overlap=args.overlap,
+        sw_batch_size=args.sw_batch_size,
+        tta=args.tta,
+        threshold=args.threshold,
+        min_component=args.min_component,
+        device=args.device,
+        save_probabilities=args.save_probabilities,
+        pictures=not args.no_pictures,
+        picture_modality=args.modality,
+    )
+    predictor = Predictor(args.checkpoint, options)
+    for case in tqdm(cases, desc="cases", disable=len(cases) < 2 or None):
+        prediction = predictor.predict(case)
+        truth = load_truth(args.label, prediction) if args.label else None
+        predictor.write(prediction, args.out, truth)
+        print(summary_line(prediction))
+    print(f"wrote {len(cases)} segmentation(s) to {args.out}")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from brats3d.data.io import load_case
+    from brats3d.inference.predict import resolve_inputs
+    from brats3d.visualize import write_case_pictures
+
+    cases = resolve_inputs([args.case], {}, args.convention)
+    if len(cases) != 1:
+        raise BratsInputError(args.case, f"show takes one case, found {len(cases)}; point it at one case folder")
+    case = replace(cases[0], label=Path(args.label)) if args.label else cases[0]
+    loaded = load_case(case, ras=True)
+    channel = MODALITY_CHOICES.index(args.modality)
+    for path in write_case_pictures(args.out, case.case_id, loaded.image[channel], loaded.label):
+        print(path)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from brats3d.demo import run_demo
+
+    run_demo(args.out, cases=args.cases, epochs=args.epochs)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="brats3d",
@@ -95,6 +151,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5"
     )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("predict", help="segment scans with a trained checkpoint; writes NIfTI, GIFs and a montage")
+    p.add_argument("inputs", nargs="*", help="4D Decathlon NIfTI file(s), BraTS case folder(s) or a dataset folder")
+    p.add_argument("--checkpoint", required=True, help="best.pt or last.pt from `brats3d train`")
+    p.add_argument("--out", default="predictions", help="output folder (default predictions)")
+    for m in MODALITY_CHOICES:
+        p.add_argument(f"--{m}", help=f"{m} file, when giving the four modalities one by one")
+    p.add_argument(
+        "--convention",
+        choices=LAYOUT_CHOICES,
+        help="label numbering of the output for single-file inputs (default: msd for a 4D file, "
+        "brats2021 for --flair/--t1/--t1ce/--t2); folders use their own layout's numbering",
+    )
+    p.add_argument("--label", help="ground-truth label map: pictures show predicted and true outlines")
+    p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
+    p.add_argument("--sw-batch-size", type=int, default=4, help="windows per forward pass (default 4)")
+    p.add_argument("--tta", action="store_true", help="average over the 8 axis flips (slower, slightly better)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for regions (default 0.5)")
+    p.add_argument("--min-component", type=int, default=0, help="drop tumour components under N voxels")
+    p.add_argument("--save-probabilities", action="store_true", help="also write <case>_prob.nii.gz")
+    p.add_argument("--no-pictures", action="store_true", help="skip the GIFs and the montage")
+    p.add_argument("--modality", choices=MODALITY_CHOICES, default="flair", help="modality shown in the pictures")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("show", help="three-plane GIFs and a montage of one case with its ground-truth labels")
+    p.add_argument("case", help="a BraTS case folder or a 4D Decathlon file")
+    p.add_argument("--label", help="label map (default: the case's own)")
+    p.add_argument("--convention", choices=LAYOUT_CHOICES, help="label numbering of --label for a 4D file")
+    p.add_argument("--modality", choices=MODALITY_CHOICES, default="flair", help="modality shown")
+    p.add_argument("--out", default="pictures", help="output folder (default pictures)")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("demo", help="run the whole pipeline on synthetic data (a few minutes on a CPU)")
+    p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
+    p.add_argument("--cases", type=int, default=8, help="synthetic cases to generate (default 8)")
+    p.add_argument("--epochs", type=int, help="override the demo's training epochs")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

@@ -35,17 +35,49 @@ class Volume:
 
 @dataclass
 class LoadedCase:
-    """A validated case: image (4, X, Y, Z) float32 in MODALITIES order, canonical uint8 label (X, Y, Z) or None."""
+    """A validated case: image (4, X, Y, Z) float32 in MODALITIES order, canonical uint8 label (X, Y, Z) or None.
+
+    With ``ras=True`` the arrays are reoriented to RAS (the network always sees one anatomical orientation);
+    ``source_affine``/``header`` and ``from_ras`` give predictions back in the input's own voxel order and grid.
+    """
 
     case: Case
     image: np.ndarray
     label: np.ndarray | None
-    affine: np.ndarray
+    affine: np.ndarray  # of ``image`` as held here (RAS-ordered when reoriented)
     header: nib.Nifti1Header | None
+    source_affine: np.ndarray | None = None
+    back_to_source: np.ndarray | None = None  # nibabel orientation transform RAS -> input voxel order
 
     @property
     def spacing(self) -> tuple[float, float, float]:
-        return tuple(float(s) for s in np.sqrt((self.affine[:3, :3] ** 2).sum(0)))
+        return voxel_spacing(self.affine)
+
+    def from_ras(self, volume: np.ndarray) -> np.ndarray:
+        """A volume on this case's (RAS) grid, put back in the input file's voxel order."""
+        if self.back_to_source is None:
+            return volume
+        return np.ascontiguousarray(nib.orientations.apply_orientation(volume, self.back_to_source))
+
+
+def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    return tuple(float(s) for s in np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(0)))
+
+
+def to_ras(image: np.ndarray, label: np.ndarray | None, affine: np.ndarray):
+    """Reorient channel-first ``image`` and ``label`` to the closest RAS voxel order (a permutation and flips only,
+    no resampling). Returns (image, label, ras_affine, transform back to the source order)."""
+    shape = image.shape[1:]
+    source = nib.orientations.io_orientation(affine)
+    ras = nib.orientations.axcodes2ornt(("R", "A", "S"))
+    forward = nib.orientations.ornt_transform(source, ras)
+    if np.array_equal(forward, ras):  # already RAS
+        return image, label, affine, None
+    image = np.stack([nib.orientations.apply_orientation(c, forward) for c in image])
+    if label is not None:
+        label = np.ascontiguousarray(nib.orientations.apply_orientation(label, forward))
+    new_affine = affine @ nib.orientations.inv_ornt_aff(forward, shape)
+    return np.ascontiguousarray(image), label, new_affine, nib.orientations.ornt_transform(ras, source)
 
 
 def read_nifti(path: str | Path, reader: str = "nibabel") -> Volume:
@@ -143,13 +175,16 @@ def load_label(path: Path, convention: LabelConvention | str, ref: Volume, ref_s
     return to_canonical(arr, convention, path)
 
 
-def load_case(case: Case, reader: str = "nibabel", with_label: bool = True) -> LoadedCase:
+def load_case(case: Case, reader: str = "nibabel", with_label: bool = True, ras: bool = False) -> LoadedCase:
     """Read and validate every file of a case; any problem is one BratsInputError naming the file."""
     image, ref = load_image(case.images, reader)
     label = None
     if with_label and case.label is not None:
         label = load_label(case.label, case.convention, ref, image.shape[1:], reader)
-    return LoadedCase(case, image, label, ref.affine, ref.header)
+    if not ras:
+        return LoadedCase(case, image, label, ref.affine, ref.header, ref.affine)
+    image, label, affine, back = to_ras(image, label, ref.affine)
+    return LoadedCase(case, image, label, affine, ref.header, ref.affine, back)
 
 
 def write_label_map(

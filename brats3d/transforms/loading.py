@@ -15,7 +15,9 @@ class LoadCased(MapTransform):
 
     Our own loader rather than MONAI's ``LoadImaged`` because it validates every file with a one-line error
     (grids, channels, NaNs, label values) and converts each layout's label numbering; the readers underneath are
-    nibabel, or MONAI's ``ITKReader``. The affine and spacing ride along for inference and HD95.
+    nibabel, or MONAI's ``ITKReader``. Arrays are reoriented to RAS (permutations and flips, no resampling) so the
+    network always sees one anatomical orientation, whatever the file's voxel order. The RAS affine and spacing ride
+    along for inference and HD95.
     """
 
     def __init__(self, reader: str = "nibabel", with_label: bool = True) -> None:
@@ -25,7 +27,7 @@ class LoadCased(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
-        loaded = load_case(Case.from_dict(d), reader=self.reader, with_label=self.with_label)
+        loaded = load_case(Case.from_dict(d), reader=self.reader, with_label=self.with_label, ras=True)
         d["image"] = loaded.image
         if loaded.label is not None:
             d["label"] = loaded.label[None]  # channel-first like every MONAI array
