@@ -108,6 +108,29 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from brats3d.evaluation.evaluate import evaluate_checkpoint, evaluate_folder
+    from brats3d.evaluation.report import format_table, summary_rows, write_report
+
+    if args.checkpoint:
+        if not args.data:
+            raise BratsInputError(None, "--checkpoint needs --data DATA_DIR (the labelled cases to predict and score)")
+        from brats3d.inference.predict import PredictOptions
+
+        options = PredictOptions(overlap=args.overlap, tta=args.tta, pictures=False, device=args.device)
+        evaluation = evaluate_checkpoint(args.checkpoint, args.data, args.out, options, args.patches, args.cases)
+        pred_convention = None
+    else:
+        if not (args.pred and args.ref):
+            raise BratsInputError(None, "give --pred PRED_DIR --ref DATA_DIR, or --checkpoint best.pt --data DATA_DIR")
+        evaluation = evaluate_folder(args.pred, args.ref, args.pred_convention, with_hd95=not args.no_hd95)
+        pred_convention = args.pred_convention
+    report = write_report(evaluation, args.out, pred_convention)
+    print(format_table(summary_rows(evaluation)))
+    print(f"report: {report} (and report.html, per_case.csv, summary.json)")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from brats3d.demo import run_demo
 
@@ -183,6 +206,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", choices=MODALITY_CHOICES, default="flair", help="modality shown")
     p.add_argument("--out", default="pictures", help="output folder (default pictures)")
     p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("evaluate", help="Dice, sensitivity, specificity and HD95 per class and region, with a report")
+    p.add_argument("--pred", help="folder of predicted label maps (<case>_seg.nii.gz or <case>.nii.gz)")
+    p.add_argument("--ref", help="labelled dataset folder the predictions are scored against")
+    p.add_argument(
+        "--pred-convention",
+        choices=LAYOUT_CHOICES,
+        help="label numbering of the predictions (default: the reference's own)",
+    )
+    p.add_argument("--checkpoint", help="predict with this checkpoint first, then score")
+    p.add_argument("--data", help="with --checkpoint: the labelled dataset to predict and score")
+    p.add_argument("--cases", nargs="+", help="with --checkpoint: only these case ids")
+    p.add_argument("--patches", type=int, default=0, help="with --checkpoint: also score N tumour patches per case")
+    p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--no-hd95", action="store_true", help="skip HD95 (faster)")
+    p.add_argument("--out", default="evaluation", help="output folder (default evaluation)")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("demo", help="run the whole pipeline on synthetic data (a few minutes on a CPU)")
     p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")

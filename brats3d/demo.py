@@ -2,34 +2,57 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from brats3d.config import load_config
 from brats3d.data.inspect import inspect_dataset
+from brats3d.data.io import load_case
+from brats3d.data.layouts import discover
 from brats3d.data.synthetic import write_dataset
+from brats3d.evaluation.evaluate import evaluate_checkpoint
+from brats3d.evaluation.report import format_table, summary_rows, write_report
+from brats3d.inference.predict import PredictOptions, Predictor, summary_line
 
 DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
 
 
 def run_demo(out: str | Path, cases: int = 8, epochs: int | None = None, log: Callable[[str], None] = print) -> Path:
     """Synthesise data, inspect it, train briefly, predict a validation case and score the validation cases."""
-    from brats3d.training.trainer import train
+    from brats3d.training.trainer import train  # imported here: it pulls in TensorBoard
 
     out = Path(out)
     data, run = out / "data", out / "run"
     if run.exists():
         shutil.rmtree(run)  # the demo always starts over; it only ever deletes its own output folder
     if not (data / "dataset.json").is_file():
-        log(f"[1/3] writing {cases} synthetic cases to {data}")
+        log(f"[1/4] writing {cases} synthetic cases to {data}")
         write_dataset(data, cases, layout="msd", shape=(96, 96, 64), seed=0)
     else:
-        log(f"[1/3] reusing synthetic cases in {data}")
+        log(f"[1/4] reusing synthetic cases in {data}")
     log(inspect_dataset(data).format())
     overrides = [] if epochs is None else [f"train.epochs={epochs}"]
-    log(f"[2/3] training ({DEMO_CONFIG.name}) into {run}")
+    log(f"[2/4] training ({DEMO_CONFIG.name}) into {run}")
     config = load_config(DEMO_CONFIG, overrides)
     train(config, run, data_dir=data, log=log)
-    log(f"[3/3] done: checkpoints, metrics.csv and TensorBoard logs in {run}")
+
+    val_ids = json.loads((run / "split.json").read_text())["validation"]
+    predictions = out / "predictions"
+    log(f"[3/4] predicting validation case {val_ids[0]} into {predictions}")
+    predictor = Predictor(run / "best.pt", PredictOptions())
+    case = discover(data).case(val_ids[0])
+    prediction = predictor.predict(case)
+    truth = load_case(case, ras=True).label
+    for path in predictor.write(prediction, predictions, truth):
+        log(f"  {path}")
+    log(summary_line(prediction))
+
+    evaluation_dir = out / "evaluation"
+    log(f"[4/4] evaluating the {len(val_ids)} validation cases into {evaluation_dir}")
+    evaluation = evaluate_checkpoint(run / "best.pt", data, evaluation_dir, case_ids=val_ids, patches_per_case=4)
+    report = write_report(evaluation, evaluation_dir)
+    log(format_table(summary_rows(evaluation)))
+    log(f"report: {report}")
     return run

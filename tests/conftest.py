@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from brats3d.config import load_config
 from brats3d.data.synthetic import make_phantom, write_dataset
+from brats3d.training.trainer import train
 
 SMALL = (48, 48, 32)
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "brats18-sample"
@@ -35,3 +37,25 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip("../shared/data/brats18-sample is not present")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    """A briefly trained tiny unet3d (one step is enough: these tests check plumbing, not accuracy)."""
+    root = tmp_path_factory.mktemp("ckpt")
+    write_dataset(root / "data", 3, layout="msd", shape=(40, 40, 24), seed=2)
+    config = load_config(
+        None,
+        [
+            "data.patch_size=[32,32,16]",
+            "data.patches_per_case=1",
+            "data.num_workers=0",
+            "train.batch_size=1",
+            "train.epochs=1",
+            "train.steps_per_epoch=1",
+            "model.kwargs={channels: [4, 8, 16, 32, 64]}",
+            "validation.max_cases=1",
+        ],
+    )
+    train(config, root / "run", data_dir=root / "data", log=lambda _: None)
+    return root / "run" / "best.pt"

@@ -9,6 +9,7 @@ MONAI's ``compute_hausdorff_distance`` with the voxel spacing.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -70,13 +71,16 @@ def hd95(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] = (1.0, 1.0
         return 0.0
     if has_pred != has_ref:
         return BRATS_MAX_HD95
-    value = compute_hausdorff_distance(
-        torch.from_numpy(pred)[None, None],
-        torch.from_numpy(ref)[None, None],
-        include_background=True,
-        percentile=95,
-        spacing=[float(s) for s in spacing],
-    )
+    with warnings.catch_warnings():  # MONAI 1.5+ warns about its own internal use of a deprecated argument
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        value = compute_hausdorff_distance(
+            torch.from_numpy(pred)[None, None],
+            torch.from_numpy(ref)[None, None],
+            include_background=True,
+            percentile=95,
+            spacing=[float(s) for s in spacing],
+        )
     return float(value.item())
 
 

@@ -149,14 +149,28 @@ def write_case_pictures(
                 tmp, _with_legend(frames, truth is not None, plane), extension=".gif", duration=frame_ms, loop=0
             )
         written.append(path)
-    shown = labels if labels is not None else truth
-    per_slice = (shown > 0).sum(axis=(0, 1)) if shown is not None else np.zeros(image.shape[2])
-    if truth is not None and labels is not None:
-        per_slice = per_slice + (truth > 0).sum(axis=(0, 1))
-    grid = montage(axial_rgb, per_slice)
+    written.append(write_montage(out_dir / f"{case_id}_montage.png", gray, labels, truth, axial_rgb))
+    return written
+
+
+def write_montage(
+    path: str | Path,
+    image: np.ndarray,
+    labels: np.ndarray | None,
+    truth: np.ndarray | None = None,
+    axial_frames: np.ndarray | None = None,
+) -> Path:
+    """PNG grid of axial slices across the tumour; ``axial_frames`` reuses frames already composed for a GIF."""
+    if axial_frames is None:
+        gray = image if image.dtype == np.uint8 else _window(np.asarray(image, np.float32))
+        axial_frames = _upscale(_frames(_compose(gray, labels, truth, AXIS_OF_PLANE["axial"]), "axial"))
+    per_slice = np.zeros(image.shape[2])
+    for volume in (labels, truth):
+        if volume is not None:
+            per_slice = per_slice + (volume > 0).sum(axis=(0, 1))
+    grid = montage(axial_frames, per_slice)
     grid = np.concatenate([grid, _legend(grid.shape[1], truth is not None)], axis=0)
-    path = out_dir / f"{case_id}_montage.png"
+    path = Path(path)
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, grid, extension=".png")
-    written.append(path)
-    return written
+    return path

@@ -1,0 +1,207 @@
+"""``brats3d evaluate``: score predictions against references, per case, class and region."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from brats3d.data.io import AFFINE_TOLERANCE, read_nifti, voxel_spacing
+from brats3d.data.labels import LabelConvention, to_canonical
+from brats3d.data.layouts import Case, discover, strip_nifti_suffix
+from brats3d.errors import BratsInputError
+from brats3d.evaluation.metrics import METRICS, STRUCTURES, score_case
+from brats3d.files import atomic_path
+
+SUMMARY_STATS = ("mean", "std", "median", "q1", "q3", "min", "max")
+
+
+@dataclass
+class CaseScores:
+    case_id: str
+    scores: dict[str, dict[str, float]]  # structure -> metric -> value
+    prediction: Path | None = None
+    reference: Case | None = None
+
+
+@dataclass
+class Evaluation:
+    cases: list[CaseScores] = field(default_factory=list)
+    patch_scores: dict[str, dict[str, float]] | None = None  # structure -> metric -> mean over sampled patches
+
+    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
+        """structure -> metric -> {mean, std, median, q1, q3, min, max, n}."""
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for structure in STRUCTURES:
+            out[structure] = {}
+            for metric in METRICS:
+                values = np.array([c.scores[structure][metric] for c in self.cases], dtype=float)
+                values = values[np.isfinite(values)]
+                if values.size == 0:
+                    continue
+                q1, median, q3 = np.percentile(values, (25, 50, 75))
+                out[structure][metric] = {
+                    "mean": float(values.mean()),
+                    "std": float(values.std()),
+                    "median": float(median),
+                    "q1": float(q1),
+                    "q3": float(q3),
+                    "min": float(values.min()),
+                    "max": float(values.max()),
+                    "n": int(values.size),
+                }
+        return out
+
+
+def find_prediction(pred_dir: Path, case_id: str) -> Path | None:
+    """``<case>_seg.nii.gz`` (brats3d predict), ``<case>.nii.gz`` (Decathlon/nnU-Net) or ``<case>-seg.nii.gz``."""
+    for name in (f"{case_id}_seg", case_id, f"{case_id}-seg"):
+        for suffix in (".nii.gz", ".nii"):
+            if (pred_dir / f"{name}{suffix}").is_file():
+                return pred_dir / f"{name}{suffix}"
+    return None
+
+
+def score_files(
+    pred_path: Path, ref: Case, pred_convention: LabelConvention | str | None = None, with_hd95: bool = True
+) -> CaseScores:
+    """Score one prediction file against a reference case, each read in its own label numbering."""
+    ref_vol, pred_vol = read_nifti(ref.label), read_nifti(pred_path)
+    ref_arr, pred_arr = np.squeeze(ref_vol.array), np.squeeze(pred_vol.array)
+    if pred_arr.shape != ref_arr.shape:
+        raise BratsInputError(
+            pred_path, f"grid mismatch: shape {pred_arr.shape} differs from reference {ref_arr.shape}"
+        )
+    if not np.allclose(pred_vol.affine, ref_vol.affine, atol=AFFINE_TOLERANCE):
+        raise BratsInputError(pred_path, f"grid mismatch: affine differs from reference {ref.label.name}")
+    pred = to_canonical(pred_arr, pred_convention or ref.convention, pred_path)
+    truth = to_canonical(ref_arr, ref.convention, ref.label)
+    return CaseScores(
+        ref.case_id, score_case(pred, truth, voxel_spacing(ref_vol.affine), with_hd95=with_hd95), pred_path, ref
+    )
+
+
+def evaluate_folder(
+    pred_dir: str | Path,
+    ref_dir: str | Path,
+    pred_convention: str | None = None,
+    with_hd95: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """Pair predictions with reference cases by case id; a reference without prediction is an error."""
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise BratsInputError(pred_dir, "prediction folder not found")
+    refs = discover(ref_dir).labelled()
+    if not refs:
+        raise BratsInputError(ref_dir, "no labelled reference cases found")
+    missing = [c.case_id for c in refs if find_prediction(pred_dir, c.case_id) is None]
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise BratsInputError(pred_dir, f"no prediction for case(s) {', '.join(missing[:3])}{more}")
+    known = {c.case_id for c in refs}
+    for path in sorted(pred_dir.glob("*.nii*")):
+        stem = strip_nifti_suffix(path.name) or ""
+        if stem.removesuffix("_seg").removesuffix("-seg") not in known and not stem.endswith("_prob"):
+            raise BratsInputError(path, "prediction without a reference case of the same id")
+    evaluation = Evaluation()
+    for case in refs:
+        evaluation.cases.append(score_files(find_prediction(pred_dir, case.case_id), case, pred_convention, with_hd95))
+        if progress:
+            progress(case.case_id)
+    return evaluation
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    options=None,
+    patches_per_case: int = 0,
+    case_ids: list[str] | None = None,
+    with_hd95: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """Predict every labelled case (or ``case_ids``) into ``out_dir/predictions``, then score; optionally also
+    score the model on tumour-biased patches, as the seed course does, to compare with whole-scan numbers."""
+    from brats3d.inference.predict import PredictOptions, Predictor
+
+    options = options or PredictOptions(pictures=False)
+    predictor = Predictor(checkpoint, options)
+    refs = discover(data_dir).labelled()
+    if case_ids:
+        refs = [c for c in refs if c.case_id in set(case_ids)]
+        if not refs:
+            raise BratsInputError(data_dir, f"none of the cases {case_ids} is in the dataset")
+    pred_dir = Path(out_dir) / "predictions"
+    evaluation = Evaluation()
+    for case in refs:
+        prediction = predictor.predict(case)
+        predictor.write(prediction, pred_dir)
+        evaluation.cases.append(score_files(pred_dir / f"{case.case_id}_seg.nii.gz", case, with_hd95=with_hd95))
+        if progress:
+            progress(case.case_id)
+    if patches_per_case > 0:
+        evaluation.patch_scores = patch_level_scores(predictor, refs, patches_per_case)
+    return evaluation
+
+
+def patch_level_scores(predictor, cases: list[Case], patches_per_case: int, seed: int = 0) -> dict:
+    """Mean metrics over tumour-biased patches drawn as in training, the network applied to each patch alone."""
+    from brats3d.inference.sliding_window import autocast, probabilities_to_labels
+    from brats3d.transforms import build_train_transforms
+
+    cfg = predictor.config
+    chain = build_train_transforms(
+        patch_size=cfg.data.patch_size,
+        min_tumour_fraction=cfg.data.min_tumour_fraction,
+        unbiased_fraction=0.0,
+        samples_per_case=patches_per_case,
+        target="classes",
+        per_slice_norm=cfg.data.normalisation == "slice",
+        augment=False,
+    )
+    chain.set_random_state(seed)
+    rows = []
+    for case in cases:
+        for patch in chain(case.to_dict()):
+            with torch.no_grad(), autocast(predictor.device, predictor.options.amp):
+                logits = predictor.model(patch["image"][None].to(predictor.device)).float()
+            act = torch.sigmoid if predictor.target == "regions" else (lambda t: torch.softmax(t, 1))
+            pred = probabilities_to_labels(act(logits)[0].cpu(), predictor.target, predictor.options.threshold)
+            rows.append(score_case(pred, patch["label"][0].numpy().astype(np.uint8), with_hd95=False))
+    return {
+        s: {m: float(np.mean([r[s][m] for r in rows])) for m in ("dice", "sensitivity", "specificity")}
+        for s in STRUCTURES
+    }
+
+
+def write_tables(evaluation: Evaluation, out_dir: str | Path) -> tuple[Path, Path]:
+    """``per_case.csv`` (one row per case and structure) and ``summary.json``."""
+    out_dir = Path(out_dir)
+    csv_path, json_path = out_dir / "per_case.csv", out_dir / "summary.json"
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["case", "structure", *METRICS])
+        for case in evaluation.cases:
+            for structure, values in case.scores.items():
+                writer.writerow([case.case_id, structure, *(f"{values[m]:.6g}" for m in METRICS)])
+    payload = {
+        "cases": len(evaluation.cases),
+        "conventions": {
+            "empty_both": "Dice 1, sensitivity 1, HD95 0",
+            "empty_one": "Dice 0, HD95 373.13 mm",
+            "specificity": "true negatives over the whole scan",
+        },
+        "whole_scan": evaluation.summary(),
+    }
+    if evaluation.patch_scores is not None:
+        payload["patches"] = evaluation.patch_scores
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2))
+    return csv_path, json_path

@@ -1,0 +1,235 @@
+"""The readable side of an evaluation: a printed table, plots, and report.md / report.html."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from brats3d.data.io import load_case
+from brats3d.data.labels import CLASS_NAMES, REGION_NAMES, REGION_SHORT
+from brats3d.evaluation.evaluate import Evaluation, write_tables
+from brats3d.files import atomic_path
+
+STRUCTURE_TITLES = {
+    **{n: f"{REGION_SHORT[n]} ({n.replace('_', ' ')})" for n in REGION_NAMES},
+    "edema": "edema (class)",
+    "non_enhancing": "necrotic / non-enhancing (class)",
+    "enhancing": "enhancing (class)",
+}
+ORDER = (*REGION_NAMES, *CLASS_NAMES)
+
+
+def summary_rows(evaluation: Evaluation) -> list[list[str]]:
+    summary = evaluation.summary()
+    rows = [["structure", "Dice mean ± sd", "Dice median", "sensitivity", "specificity", "HD95 median (mm)"]]
+    for s in ORDER:
+        m = summary[s]
+        hd = f"{m['hd95']['median']:.2f}" if "hd95" in m else "-"
+        rows.append(
+            [
+                STRUCTURE_TITLES[s],
+                f"{m['dice']['mean']:.3f} ± {m['dice']['std']:.3f}",
+                f"{m['dice']['median']:.3f}",
+                f"{m['sensitivity']['mean']:.3f}",
+                f"{m['specificity']['mean']:.4f}",
+                hd,
+            ]
+        )
+    return rows
+
+
+def format_table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def plot_dice(evaluation: Evaluation, path: Path) -> Path:
+    """Per-case Dice per region: points, box, mean (solid) and median (dashed) lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    rng = np.random.default_rng(0)
+    for ax, group, title in ((axes[0], REGION_NAMES, "BraTS regions"), (axes[1], CLASS_NAMES, "classes")):
+        data = [[c.scores[s]["dice"] for c in evaluation.cases] for s in group]
+        ax.boxplot(data, widths=0.5, showfliers=False, medianprops={"visible": False})
+        for i, values in enumerate(data, start=1):
+            ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, s=18, alpha=0.7, zorder=3)
+            ax.hlines(np.mean(values), i - 0.3, i + 0.3, colors="black", linewidth=2, label="mean" if i == 1 else None)
+            ax.hlines(
+                np.median(values), i - 0.3, i + 0.3, colors="red", linestyles="--", label="median" if i == 1 else None
+            )
+        ax.set_xticks(range(1, len(group) + 1), [REGION_SHORT.get(s, s.replace("_", "-")) for s in group])
+        ax.set_title(f"Dice per case: {title}")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("Dice")
+    axes[0].legend(loc="lower left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def case_montages(evaluation: Evaluation, out_dir: Path, pred_convention: str | None = None) -> dict[str, Path]:
+    """Montages (predicted vs true outlines) of the worst and best case by whole-tumour Dice."""
+    from brats3d.visualize import write_montage
+
+    ranked = sorted(evaluation.cases, key=lambda c: c.scores["whole_tumour"]["dice"])
+    picks = {"worst": ranked[0], "best": ranked[-1]}
+    out = {}
+    for tag, case in picks.items():
+        if case.reference is None or case.prediction is None:
+            continue
+        truth = load_case(case.reference, ras=True)
+        layout = pred_convention or case.reference.layout.value
+        pred_case = replace(case.reference, label=case.prediction, layout=type(case.reference.layout)(layout))
+        pred = load_case(pred_case, ras=True)
+        out[tag] = write_montage(out_dir / f"{tag}_{case.case_id}_montage.png", truth.image[0], pred.label, truth.label)
+    return out
+
+
+def write_report(evaluation: Evaluation, out_dir: str | Path, pred_convention: str | None = None) -> Path:
+    """per_case.csv, summary.json, dice_per_case.png, montages, report.md and report.html; returns report.md."""
+    out_dir = Path(out_dir)
+    write_tables(evaluation, out_dir)
+    plot = plot_dice(evaluation, out_dir / "dice_per_case.png")
+    montages = case_montages(evaluation, out_dir, pred_convention)
+    rows = summary_rows(evaluation)
+    summary = evaluation.summary()
+    sens_spec = [["structure", "sensitivity mean", "sensitivity median", "specificity mean", "specificity median"]]
+    for s in ORDER:
+        se, sp = summary[s]["sensitivity"], summary[s]["specificity"]
+        sens_spec.append(
+            [
+                STRUCTURE_TITLES[s],
+                f"{se['mean']:.3f}",
+                f"{se['median']:.3f}",
+                f"{sp['mean']:.4f}",
+                f"{sp['median']:.4f}",
+            ]
+        )
+    conventions = (
+        "Conventions: both masks empty gives Dice 1, sensitivity 1 and HD95 0 mm; exactly one empty gives Dice 0 "
+        "and HD95 373.13 mm (BraTS). Specificity counts true negatives over the whole scan, so it is always close "
+        "to 1; read sensitivity and Dice first. HD95 is in mm, from the voxel spacing."
+    )
+    md = [
+        f"# Evaluation report ({len(evaluation.cases)} cases)",
+        "",
+        "## Summary",
+        "",
+        _md_table(rows),
+        "",
+        conventions,
+        "",
+    ]
+    if evaluation.patch_scores:
+        md += [
+            "## Patches vs whole scans",
+            "",
+            "Mean Dice on tumour-biased training-style patches (the network applied to each patch alone) next "
+            "to whole-scan Dice. Patch scores are usually higher: patches are chosen to hold tumour.",
+            "",
+            _md_table(_patch_rows(evaluation)),
+            "",
+        ]
+    md += [
+        "## Dice per case",
+        "",
+        f"![Dice per case]({plot.name})",
+        "",
+        "## Sensitivity and specificity",
+        "",
+        _md_table(sens_spec),
+        "",
+    ]
+    for tag, path in montages.items():
+        md += [
+            f"## {tag.capitalize()} case by whole-tumour Dice",
+            "",
+            "Outlines: prediction in cyan, ground truth in magenta.",
+            "",
+            f"![{tag}]({path.name})",
+            "",
+        ]
+    md += ["## Per case", "", "See `per_case.csv` (every metric, every structure) and `summary.json`.", ""]
+    md_path = out_dir / "report.md"
+    with atomic_path(md_path) as tmp:
+        tmp.write_text("\n".join(md))
+    with atomic_path(out_dir / "report.html") as tmp:
+        tmp.write_text(_html(md))
+    return md_path
+
+
+def _patch_rows(evaluation: Evaluation) -> list[list[str]]:
+    summary = evaluation.summary()
+    rows = [["structure", "patch Dice", "whole-scan Dice", "patch sensitivity", "patch specificity"]]
+    for s in ORDER:
+        p = evaluation.patch_scores[s]
+        rows.append(
+            [
+                STRUCTURE_TITLES[s],
+                f"{p['dice']:.3f}",
+                f"{summary[s]['dice']['mean']:.3f}",
+                f"{p['sensitivity']:.3f}",
+                f"{p['specificity']:.4f}",
+            ]
+        )
+    return rows
+
+
+def _md_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(lines)
+
+
+def _html(md_lines: list[str]) -> str:
+    """A small self-contained rendering of the Markdown report (headings, tables, images, paragraphs)."""
+    body, table = [], []
+
+    def flush_table():
+        if table:
+            head, *rest = [[html.escape(c.strip()) for c in r.strip("|").split("|")] for r in table if "---" not in r]
+            body.append(
+                "<table><tr>"
+                + "".join(f"<th>{c}</th>" for c in head)
+                + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rest)
+                + "</table>"
+            )
+            table.clear()
+
+    for line in "\n".join(md_lines).splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush_table()
+        if line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("!["):
+            alt, src = line[2:].split("](")
+            body.append(f'<img src="{html.escape(src.rstrip(")"))}" alt="{html.escape(alt)}" style="max-width:100%">')
+        elif line.strip():
+            body.append(f"<p>{html.escape(line).replace('`', '')}</p>")
+    flush_table()
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}"
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>brats3d evaluation</title><style>{style}</style>"
+        f"</head><body>{''.join(body)}</body></html>"
+    )

@@ -1,0 +1,25 @@
+import numpy as np
+
+from brats3d.inference.postprocess import remove_small_components
+from brats3d.inference.sliding_window import probabilities_to_labels
+
+
+def test_small_components_are_dropped_with_all_their_labels():
+    labels = np.zeros((20, 20, 20), np.uint8)
+    labels[2:8, 2:8, 2:8] = 1
+    labels[4:6, 4:6, 4:6] = 3
+    labels[15, 15, 15] = 3  # a lone enhancing voxel
+    out = remove_small_components(labels, min_voxels=5)
+    assert out[15, 15, 15] == 0
+    np.testing.assert_array_equal(out[:10, :10, :10], labels[:10, :10, :10])
+    np.testing.assert_array_equal(remove_small_components(labels, 0), labels)
+
+
+def test_thresholds_other_than_one_half():
+    probs = np.zeros((3, 1, 1, 3), np.float32)
+    probs[0] = [0.6, 0.9, 0.97]  # WT
+    probs[1] = [0.0, 0.9, 0.97]  # TC
+    probs[2] = [0.0, 0.0, 0.96]  # ET
+    assert probabilities_to_labels(probs, threshold=0.5).ravel().tolist() == [1, 2, 3]
+    assert probabilities_to_labels(probs, threshold=0.85).ravel().tolist() == [0, 2, 3]
+    assert probabilities_to_labels(probs, threshold=0.95).ravel().tolist() == [0, 0, 3]
