@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from _common import benchmark_cases, machine, print_table, write_json
 from monai.data import CacheDataset, DataLoader, Dataset
 from monai.transforms import (
     Compose,
@@ -24,7 +25,6 @@ from monai.transforms import (
     RandSpatialCropd,
 )
 
-from _common import benchmark_cases, machine, print_table, write_json
 from brats3d.config import load_config
 from brats3d.training.data import train_transforms
 

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import torch
+from _common import benchmark_cases, machine, print_table, write_json
 from monai.inferers import sliding_window_inference
 
-from _common import benchmark_cases, machine, print_table, write_json
 from brats3d.config import load_config
 from brats3d.data.io import load_case
 from brats3d.inference.predict import PredictOptions, Predictor

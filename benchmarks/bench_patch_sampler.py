@@ -10,8 +10,8 @@ import argparse
 import time
 
 import numpy as np
-
 from _common import benchmark_cases, machine, print_table, write_json
+
 from brats3d.data.io import load_case
 from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
 
