@@ -13,6 +13,7 @@ from brats3d.data.layouts import Case, discover
 from brats3d.data.synthetic import write_dataset
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "brats18-sample"
+RESULTS = Path(__file__).resolve().parent / "results"  # JSON of the latest run of each benchmark
 
 
 def benchmark_cases(count: int, real: bool = True) -> tuple[list[Case], str]:

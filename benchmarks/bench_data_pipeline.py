@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import benchmark_cases, machine, print_table, write_json
+from _common import RESULTS, benchmark_cases, machine, print_table, write_json
 from monai.data import CacheDataset, DataLoader, Dataset
 from monai.transforms import (
     Compose,
@@ -61,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=4)
     parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument("--json", default="benchmarks/results/data_pipeline.json")
+    parser.add_argument("--json", default=str(RESULTS / "data_pipeline.json"))
     args = parser.parse_args()
     cases, source = benchmark_cases(args.cases)
 

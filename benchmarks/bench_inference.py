@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import benchmark_cases, machine, print_table, write_json
+from _common import RESULTS, benchmark_cases, machine, print_table, write_json
 from monai.inferers import sliding_window_inference
 
 from brats3d.config import load_config
@@ -85,7 +85,7 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of this process: {peak_mb:.0f} MB")
     write_json(
-        args.json or f"benchmarks/results/inference_{args.network}.json",
+        args.json or str(RESULTS / f"inference_{args.network}.json"),
         {"machine": machine(), "source": source, "rows": rows, "sliding_window": compare, "peak_rss_mb": peak_mb},
     )
 

@@ -10,7 +10,7 @@ import argparse
 import time
 
 import numpy as np
-from _common import benchmark_cases, machine, print_table, write_json
+from _common import RESULTS, benchmark_cases, machine, print_table, write_json
 
 from brats3d.data.io import load_case
 from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=3)
     parser.add_argument("--draws", type=int, default=200, help="patches drawn per case by each sampler")
-    parser.add_argument("--json", default="benchmarks/results/patch_sampler.json")
+    parser.add_argument("--json", default=str(RESULTS / "patch_sampler.json"))
     args = parser.parse_args()
     patch, min_fraction = (160, 160, 16), 0.05
     cases, source = benchmark_cases(args.cases)

@@ -64,6 +64,7 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 where supported, else fp16) | bf16 | fp16 | off; CUDA only
     grad_clip: float | None = 12.0
     patience: int | None = None  # stop after this many validations without improvement
+    max_minutes: float | None = None  # wall-clock budget: the epoch that crosses it is the last (and validated)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int | None = None  # CPU threads for torch; None keeps torch's default
 

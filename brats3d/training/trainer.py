@@ -200,6 +200,7 @@ def train(
         )
 
     convention = index.layout.convention.value
+    t_start = time.perf_counter()
     for epoch in range(start_epoch, config.train.epochs):
         t_epoch = time.perf_counter()
         epoch_seed = config.seed * 100_003 + epoch * 1_009 + rank
@@ -246,7 +247,10 @@ def train(
             "patches_per_s": dist.mean_across_ranks(patches / max(train_time, 1e-9), device) * world,
             "data_wait_share": wait / max(train_time, 1e-9),
         }
-        last_epoch = epoch + 1 == config.train.epochs
+        over_budget = config.train.max_minutes is not None and (
+            dist.mean_across_ranks(time.perf_counter() - t_start, device) > 60 * config.train.max_minutes
+        )
+        last_epoch = epoch + 1 == config.train.epochs or over_budget
         improved = False
         if (epoch + 1) % config.validation.every == 0 or last_epoch:
             row.update(validate(model, val_ds, config, device))
@@ -278,6 +282,10 @@ def train(
             writer.flush()
             log(_summary_line(row, config.train.epochs, improved))
         dist.barrier()
+        if over_budget:
+            if dist.is_main():
+                log(f"time budget of {config.train.max_minutes:g} min reached after epoch {epoch + 1}")
+            break
         if config.train.patience and stale >= config.train.patience:
             if dist.is_main():
                 log(f"early stop: no improvement in {stale} validations")

@@ -25,3 +25,22 @@ def test_one_real_case_through_the_training_pipeline(real_data):
         assert p["patch_rule"] == "tumour"
         assert p["label"][0].mean().item() >= 0.05  # whole tumour share of the patch
         assert np.isfinite(p["image"].numpy()).all()
+
+
+def test_real_labels_scored_against_themselves_give_dice_1(real_data, tmp_path):
+    import shutil
+
+    from brats3d.evaluation.evaluate import evaluate_folder
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for seg in sorted(real_data.glob("*/*_seg.nii.gz"))[:3]:
+        shutil.copy(seg, pred / seg.name)
+    cases = [p.name.removesuffix("_seg.nii.gz") for p in pred.iterdir()]
+    subset = tmp_path / "ref"
+    subset.mkdir()
+    for case_id in cases:
+        shutil.copytree(real_data / case_id, subset / case_id)
+    evaluation = evaluate_folder(pred, subset, with_hd95=False)
+    assert len(evaluation.cases) == 3
+    assert all(v["dice"] == 1.0 for c in evaluation.cases for v in c.scores.values())
