@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from brats3d import __version__
+from brats3d.data.layouts import MODALITIES
 from brats3d.errors import BratsInputError
 
 LAYOUT_CHOICES = ("msd", "brats2021", "brats2023")
-MODALITY_CHOICES = ("flair", "t1", "t1ce", "t2")  # the order of brats3d.data.layouts.MODALITIES
 
 
 def _shape(text: str) -> tuple[int, int, int]:
@@ -102,7 +102,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         raise BratsInputError(args.case, f"show takes one case, found {len(cases)}; point it at one case folder")
     case = replace(cases[0], label=Path(args.label)) if args.label else cases[0]
     loaded = load_case(case, ras=True)
-    channel = MODALITY_CHOICES.index(args.modality)
+    channel = MODALITIES.index(args.modality)
     for path in write_case_pictures(args.out, case.case_id, loaded.image[channel], loaded.label):
         print(path)
     return 0
@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", help="4D Decathlon NIfTI file(s), BraTS case folder(s) or a dataset folder")
     p.add_argument("--checkpoint", required=True, help="best.pt or last.pt from `brats3d train`")
     p.add_argument("--out", default="predictions", help="output folder (default predictions)")
-    for m in MODALITY_CHOICES:
+    for m in MODALITIES:
         p.add_argument(f"--{m}", help=f"{m} file, when giving the four modalities one by one")
     p.add_argument(
         "--convention",
@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-component", type=int, default=0, help="drop tumour components under N voxels")
     p.add_argument("--save-probabilities", action="store_true", help="also write <case>_prob.nii.gz")
     p.add_argument("--no-pictures", action="store_true", help="skip the GIFs and the montage")
-    p.add_argument("--modality", choices=MODALITY_CHOICES, default="flair", help="modality shown in the pictures")
+    p.add_argument("--modality", choices=MODALITIES, default="flair", help="modality shown in the pictures")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(func=_cmd_predict)
 
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case", help="a BraTS case folder or a 4D Decathlon file")
     p.add_argument("--label", help="label map (default: the case's own)")
     p.add_argument("--convention", choices=LAYOUT_CHOICES, help="label numbering of --label for a 4D file")
-    p.add_argument("--modality", choices=MODALITY_CHOICES, default="flair", help="modality shown")
+    p.add_argument("--modality", choices=MODALITIES, default="flair", help="modality shown")
     p.add_argument("--out", default="pictures", help="output folder (default pictures)")
     p.set_defaults(func=_cmd_show)
 
