@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from brats3d import __version__
-from brats3d.data.layouts import MODALITIES
+from brats3d.data.layouts import MODALITIES, Layout
 from brats3d.errors import BratsInputError
 
-LAYOUT_CHOICES = ("msd", "brats2021", "brats2023")
+LAYOUT_CHOICES = tuple(layout.value for layout in Layout)
 
 
 def _shape(text: str) -> tuple[int, int, int]:
