@@ -23,3 +23,13 @@ def remove_small_components(labels: np.ndarray, min_voxels: int) -> np.ndarray:
     out = labels.copy()
     out[small[components]] = 0
     return out
+
+
+def restrict_to_brain(labels: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Zero every label outside the brain (voxels where all channels are zero).
+
+    BraTS and Decathlon scans are skull-stripped, so tumour outside the brain is always a false positive; without
+    this, windows that hang over the background produce blobs in empty space.
+    """
+    brain = np.asarray(image != 0).any(axis=0)
+    return np.where(brain, labels, 0).astype(labels.dtype)

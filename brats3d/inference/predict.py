@@ -16,8 +16,8 @@ from brats3d.data.labels import REGION_NAMES, REGION_SHORT, LabelConvention, lab
 from brats3d.data.layouts import MODALITIES, Case, Layout, discover
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
-from brats3d.inference.postprocess import remove_small_components
-from brats3d.inference.sliding_window import probabilities_to_labels, sliding_window_predict
+from brats3d.inference.postprocess import remove_small_components, restrict_to_brain
+from brats3d.inference.sliding_window import probabilities_to_labels, select_device, sliding_window_predict
 from brats3d.training.checkpoint import load_checkpoint, model_from_checkpoint
 from brats3d.transforms.intensity import brain_normalisation
 from brats3d.transforms.pipeline import is_brain
@@ -100,10 +100,7 @@ class Predictor:
         self.target = payload["target"]
         self.patch_size = payload["patch_size"]
         self.normalise = brain_normalisation("image", per_slice=payload["normalisation"] == "slice")
-        device = self.options.device
-        self.device = torch.device(
-            "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
-        )
+        self.device = select_device(self.options.device)
         self.model.to(self.device).eval()
 
     def predict(self, case: Case) -> Prediction:
@@ -129,7 +126,7 @@ class Predictor:
         )
         labels = np.zeros(loaded.image.shape[1:], np.uint8)
         labels[box] = probabilities_to_labels(probs, self.target, o.threshold)
-        labels = remove_small_components(labels, o.min_component)
+        labels = remove_small_components(restrict_to_brain(labels, loaded.image), o.min_component)
         full_probs = None
         if o.save_probabilities:
             full_probs = torch.zeros((probs.shape[0], *loaded.image.shape[1:]), dtype=torch.float16)

@@ -15,6 +15,16 @@ import torch.nn as nn
 from monai.inferers import sliding_window_inference
 
 from brats3d.data.labels import classes_to_labels, regions_to_labels
+from brats3d.errors import BratsInputError
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; asking for CUDA where there is none is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BratsInputError(None, f"device {name!r} asked for, but CUDA is not available on this machine")
+    return torch.device(name)
 
 
 def autocast(device: torch.device, amp: str):

@@ -22,7 +22,14 @@ from brats3d.data.layouts import discover
 from brats3d.errors import BratsInputError
 from brats3d.evaluation.metrics import score_case
 from brats3d.files import atomic_path
-from brats3d.inference.sliding_window import amp_dtype, autocast, probabilities_to_labels, sliding_window_predict
+from brats3d.inference.postprocess import restrict_to_brain
+from brats3d.inference.sliding_window import (
+    amp_dtype,
+    autocast,
+    probabilities_to_labels,
+    select_device,
+    sliding_window_predict,
+)
 from brats3d.models import build_network
 from brats3d.training import distributed as dist
 from brats3d.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
@@ -42,15 +49,7 @@ class TrainResult:
     is_main: bool = True  # False on the other ranks of a torchrun job
 
 
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BratsInputError(None, f"train.device is {name!r} but CUDA is not available on this machine")
-    return torch.device(name)
-
-
-def _optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
     t = config.train
     if t.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.99, nesterov=True, weight_decay=t.weight_decay)
@@ -58,7 +57,7 @@ def _optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
     return cls(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, config: RunConfig) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(optimizer: torch.optim.Optimizer, config: RunConfig) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up then cosine decay, stepped once per epoch."""
     t = config.train
 
@@ -88,7 +87,9 @@ def validate(model: nn.Module, dataset, config: RunConfig, device: torch.device)
             device,
             config.train.amp,
         )
-        pred = probabilities_to_labels(probs, config.model.target, config.validation.threshold)
+        pred = restrict_to_brain(
+            probabilities_to_labels(probs, config.model.target, config.validation.threshold), item["image"].numpy()
+        )
         ref = item["label"][0].numpy().astype(np.uint8)
         scores = score_case(pred, ref, item["spacing"], with_hd95=False)
         rows.append({f"dice_{k}": v["dice"] for k, v in scores.items()})
@@ -170,8 +171,8 @@ def train(
     model = build_network(config.model.network, config.data.patch_size, config.model.target, config.model.kwargs)
     model.to(device)
     loss_fn = build_loss(config.loss.name, config.model.target, config.loss.smooth)
-    optimizer = _optimizer(model, config)
-    scheduler = _scheduler(optimizer, config)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config)
     use_amp = device.type == "cuda" and config.train.amp != "off"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype(config.train.amp) == torch.float16)
 

@@ -3,7 +3,6 @@
 from brats3d.transforms.intensity import NormalizeSlicesd
 from brats3d.transforms.loading import LoadCased
 from brats3d.transforms.pipeline import (
-    build_inference_transforms,
     build_train_transforms,
     build_val_transforms,
 )
@@ -16,7 +15,6 @@ __all__ = [
     "LoadCased",
     "NormalizeSlicesd",
     "RandTumourPatchd",
-    "build_inference_transforms",
     "build_train_transforms",
     "build_val_transforms",
     "tumour_patch_counts",

@@ -89,13 +89,3 @@ def build_val_transforms(per_slice_norm: bool = False, reader: str = "nibabel") 
             EnsureTyped(keys=["image", "label"], dtype=torch.float32, track_meta=False),
         ]
     )
-
-
-def build_inference_transforms(per_slice_norm: bool = False, reader: str = "nibabel") -> Compose:
-    """Whole scans, no label, cropped to the brain; the crop box is kept to paste the prediction back."""
-    return Compose(
-        [
-            *_load_and_crop(reader, per_slice_norm, with_label=False),
-            EnsureTyped(keys=["image"], dtype=torch.float32, track_meta=False),
-        ]
-    )

@@ -23,3 +23,16 @@ def test_thresholds_other_than_one_half():
     assert probabilities_to_labels(probs, threshold=0.5).ravel().tolist() == [1, 2, 3]
     assert probabilities_to_labels(probs, threshold=0.85).ravel().tolist() == [0, 2, 3]
     assert probabilities_to_labels(probs, threshold=0.95).ravel().tolist() == [0, 0, 3]
+
+
+def test_labels_outside_the_brain_are_removed():
+    from brats3d.inference.postprocess import restrict_to_brain
+
+    image = np.zeros((4, 6, 6, 6), np.float32)
+    image[:, 1:4, 1:4, 1:4] = 1.0
+    image[2, 4, 4, 4] = -0.5  # one channel non-zero is still brain (values after normalisation can be negative)
+    labels = np.full((6, 6, 6), 3, np.uint8)
+    out = restrict_to_brain(labels, image)
+    assert out[2, 2, 2] == 3 and out[4, 4, 4] == 3
+    assert out[0, 0, 0] == 0 and out[5, 5, 5] == 0
+    assert int((out > 0).sum()) == 27 + 1
