@@ -39,13 +39,21 @@ def tumour_patch_counts(tumour: np.ndarray, patch_size: Sequence[int]) -> np.nda
 class FindTumourPatchesd(MapTransform):
     """Deterministic step (cached with the case): list every patch start whose tumour share meets the rule.
 
-    Adds ``patch_starts`` (flat indices into the grid of starts), ``patch_grid`` (that grid's shape) and
-    ``patch_rule``: ``"tumour"`` when the rule can be met, ``"fallback"`` when the tumour is too small for it
-    (then the starts holding at least half the best achievable tumour count are used), ``"none"`` without tumour.
+    Adds ``patch_starts`` (flat indices into the grid of starts), ``brain_starts`` (starts whose patch centre is a
+    brain voxel, for the unbiased draws), ``patch_grid`` (the grid's shape) and ``patch_rule``: ``"tumour"`` when
+    the rule can be met, ``"fallback"`` when the tumour is too small for it (then the starts holding at least half
+    the best achievable tumour count are used), ``"none"`` without tumour.
     """
 
-    def __init__(self, patch_size: Sequence[int], min_tumour_fraction: float = 0.05, label_key: str = "label") -> None:
+    def __init__(
+        self,
+        patch_size: Sequence[int],
+        min_tumour_fraction: float = 0.05,
+        label_key: str = "label",
+        image_key: str = "image",
+    ) -> None:
         super().__init__(keys=label_key)
+        self.image_key = image_key
         if not 0.0 <= min_tumour_fraction <= 1.0:
             raise ValueError(f"min_tumour_fraction must lie in [0, 1], got {min_tumour_fraction}")
         self.patch_size = tuple(int(p) for p in patch_size)
@@ -65,20 +73,32 @@ class FindTumourPatchesd(MapTransform):
             best = int(counts.max())
             rule = "fallback" if best > 0 else "none"
             starts = np.flatnonzero(counts >= max(1, best // 2)) if best > 0 else np.empty(0, dtype=np.int64)
-        d["patch_starts"] = starts.astype(np.int32 if counts.size < 2**31 else np.int64)
+        index_type = np.int32 if counts.size < 2**31 else np.int64
+        d["patch_starts"] = starts.astype(index_type)
+        d["brain_starts"] = self._brain_starts(d.get(self.image_key), counts.shape).astype(index_type)
         d["patch_grid"] = np.asarray(counts.shape, dtype=np.int64)
         d["patch_rule"] = rule
         return d
 
+    def _brain_starts(self, image, grid: tuple[int, ...]) -> np.ndarray:
+        """Starts whose patch centre lies in the brain (any channel non-zero); all starts without an image."""
+        if image is None:
+            return np.arange(int(np.prod(grid)))
+        image = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+        brain = np.any(image != 0, axis=0)
+        centres = tuple(slice(p // 2, p // 2 + g) for p, g in zip(self.patch_size, grid))
+        return np.flatnonzero(brain[centres])
+
 
 class RandTumourPatchd(Randomizable, MapTransform):
-    """Draw ``num_samples`` patches per case: tumour-biased, or uniform with probability ``unbiased_fraction``.
+    """Draw ``num_samples`` patches per case: tumour-biased, or with probability ``unbiased_fraction`` a patch
+    centred anywhere in the brain (as MONAI's negative crops are), so the network learns what healthy brain is.
 
     Returns a list of dictionaries (one per patch) as MONAI's cropping transforms do; the large index arrays of
     ``FindTumourPatchesd`` are not copied into them.
     """
 
-    _DROP = ("patch_starts", "patch_grid")
+    _DROP = ("patch_starts", "brain_starts", "patch_grid")
 
     def __init__(
         self,
@@ -98,10 +118,12 @@ class RandTumourPatchd(Randomizable, MapTransform):
     def randomize(self, data: Mapping[Hashable, object]) -> None:
         grid = tuple(int(g) for g in np.asarray(data["patch_grid"]))
         starts = np.asarray(data["patch_starts"])
+        anywhere = np.asarray(data.get("brain_starts", ()))
         self._starts = []
         for _ in range(self.num_samples):
             if starts.size == 0 or self.R.random_sample() < self.unbiased_fraction:
-                flat = self.R.randint(int(np.prod(grid)))
+                pool = anywhere if anywhere.size else None
+                flat = int(pool[self.R.randint(pool.size)]) if pool is not None else self.R.randint(int(np.prod(grid)))
             else:
                 flat = int(starts[self.R.randint(starts.size)])
             self._starts.append(tuple(int(i) for i in np.unravel_index(flat, grid)))

@@ -86,3 +86,14 @@ def test_no_tumour_means_uniform_patches():
     assert found["patch_rule"] == "none"
     sampler = RandTumourPatchd(["image", "label"], (16, 16, 8), num_samples=5)
     assert all(p["image"].shape == (4, 16, 16, 8) for p in sampler(found))
+
+
+def test_unbiased_patches_are_centred_in_the_brain():
+    data = _volume(shape=(80, 80, 40))
+    data["image"][:, :, :40] = 0  # half the volume is background outside the brain
+    found = FindTumourPatchesd((16, 16, 8), 0.05)(data)
+    sampler = RandTumourPatchd(["image", "label"], (16, 16, 8), num_samples=300, unbiased_fraction=1.0)
+    sampler.set_random_state(1)
+    for p in sampler(found):
+        x, y, z = p["patch_start"] + np.array([8, 8, 4])
+        assert np.any(data["image"][:, x, y, z] != 0)
