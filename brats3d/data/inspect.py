@@ -65,7 +65,8 @@ def _summarise(case: Case, full: bool) -> CaseSummary:
     try:
         if full:
             loaded = load_case(case, with_label=False)
-            summary.shape, summary.spacing = loaded.image.shape[1:], loaded.spacing
+            summary.shape = loaded.image.shape[1:]
+            summary.spacing = tuple(round(s, 3) for s in loaded.spacing)
             ref_affine = loaded.affine
         else:
             headers = []
@@ -92,8 +93,6 @@ def _summarise(case: Case, full: bool) -> CaseSummary:
             ref_affine = headers[0].affine
             summary.shape = tuple(int(s) for s in shape)
             summary.spacing = tuple(round(float(z), 3) for z in headers[0].header.get_zooms()[:3])
-        if full:
-            summary.spacing = tuple(round(s, 3) for s in summary.spacing)
         if case.label is not None:
             vol = read_nifti(case.label)
             arr = np.squeeze(vol.array)

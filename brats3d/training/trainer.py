@@ -32,7 +32,7 @@ from brats3d.inference.sliding_window import (
 )
 from brats3d.models import build_network
 from brats3d.training import distributed as dist
-from brats3d.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
+from brats3d.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from brats3d.training.data import build_datasets, read_split, split_cases, steps_per_epoch, train_loader, write_split
 from brats3d.training.losses import build_loss
 
@@ -297,11 +297,3 @@ def train(
     is_main = dist.is_main()
     dist.shutdown()
     return TrainResult(run_dir, done, best, history, is_main)
-
-
-def trained_model(run_dir: str | Path, which: str = "best") -> nn.Module:
-    """The network of a finished run (``best`` or ``last``), ready for inference."""
-    from brats3d.training.checkpoint import model_from_checkpoint
-
-    model, _ = model_from_checkpoint(load_checkpoint(Path(run_dir) / f"{which}.pt"))
-    return unwrap(model).eval()
