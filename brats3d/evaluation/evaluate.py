@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +16,6 @@ from brats3d.data.layouts import Case, discover, strip_nifti_suffix
 from brats3d.errors import BratsInputError
 from brats3d.evaluation.metrics import METRICS, STRUCTURES, score_case
 from brats3d.files import atomic_path
-
-SUMMARY_STATS = ("mean", "std", "median", "q1", "q3", "min", "max")
 
 
 @dataclass
@@ -91,7 +88,6 @@ def evaluate_folder(
     ref_dir: str | Path,
     pred_convention: str | None = None,
     with_hd95: bool = True,
-    progress: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Pair predictions with reference cases by case id; a reference without prediction is an error."""
     pred_dir = Path(pred_dir)
@@ -100,21 +96,16 @@ def evaluate_folder(
     refs = discover(ref_dir).labelled()
     if not refs:
         raise BratsInputError(ref_dir, "no labelled reference cases found")
-    missing = [c.case_id for c in refs if find_prediction(pred_dir, c.case_id) is None]
+    paired = {case.case_id: find_prediction(pred_dir, case.case_id) for case in refs}
+    missing = [case_id for case_id, path in paired.items() if path is None]
     if missing:
         more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
         raise BratsInputError(pred_dir, f"no prediction for case(s) {', '.join(missing[:3])}{more}")
-    known = {c.case_id for c in refs}
     for path in sorted(pred_dir.glob("*.nii*")):
         stem = strip_nifti_suffix(path.name) or ""
-        if stem.removesuffix("_seg").removesuffix("-seg") not in known and not stem.endswith("_prob"):
+        if path not in paired.values() and not stem.endswith("_prob"):
             raise BratsInputError(path, "prediction without a reference case of the same id")
-    evaluation = Evaluation()
-    for case in refs:
-        evaluation.cases.append(score_files(find_prediction(pred_dir, case.case_id), case, pred_convention, with_hd95))
-        if progress:
-            progress(case.case_id)
-    return evaluation
+    return Evaluation([score_files(paired[c.case_id], c, pred_convention, with_hd95) for c in refs])
 
 
 def evaluate_checkpoint(
@@ -125,7 +116,6 @@ def evaluate_checkpoint(
     patches_per_case: int = 0,
     case_ids: list[str] | None = None,
     with_hd95: bool = True,
-    progress: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Predict every labelled case (or ``case_ids``) into ``out_dir/predictions``, then score; optionally also
     score the model on tumour-biased patches, as the seed course does, to compare with whole-scan numbers."""
@@ -144,8 +134,6 @@ def evaluate_checkpoint(
         prediction = predictor.predict(case)
         predictor.write(prediction, pred_dir)
         evaluation.cases.append(score_files(pred_dir / f"{case.case_id}_seg.nii.gz", case, with_hd95=with_hd95))
-        if progress:
-            progress(case.case_id)
     if patches_per_case > 0:
         evaluation.patch_scores = patch_level_scores(predictor, refs, patches_per_case)
     return evaluation
@@ -153,7 +141,7 @@ def evaluate_checkpoint(
 
 def patch_level_scores(predictor, cases: list[Case], patches_per_case: int, seed: int = 0) -> dict:
     """Mean metrics over tumour-biased patches drawn as in training, the network applied to each patch alone."""
-    from brats3d.inference.sliding_window import autocast, probabilities_to_labels
+    from brats3d.inference.sliding_window import autocast, logits_to_probabilities, probabilities_to_labels
     from brats3d.transforms import build_train_transforms
 
     cfg = predictor.config
@@ -172,8 +160,8 @@ def patch_level_scores(predictor, cases: list[Case], patches_per_case: int, seed
         for patch in chain(case.to_dict()):
             with torch.no_grad(), autocast(predictor.device, predictor.options.amp):
                 logits = predictor.model(patch["image"][None].to(predictor.device)).float()
-            act = torch.sigmoid if predictor.target == "regions" else (lambda t: torch.softmax(t, 1))
-            pred = probabilities_to_labels(act(logits)[0].cpu(), predictor.target, predictor.options.threshold)
+            probs = logits_to_probabilities(logits[0], predictor.target).cpu()
+            pred = probabilities_to_labels(probs, predictor.target, predictor.options.threshold)
             rows.append(score_case(pred, patch["label"][0].numpy().astype(np.uint8), with_hd95=False))
     return {
         s: {m: float(np.mean([r[s][m] for r in rows])) for m in ("dice", "sensitivity", "specificity")}

@@ -20,7 +20,7 @@ from brats3d.inference.postprocess import remove_small_components, restrict_to_b
 from brats3d.inference.sliding_window import probabilities_to_labels, select_device, sliding_window_predict
 from brats3d.training.checkpoint import load_checkpoint, model_from_checkpoint
 from brats3d.transforms.intensity import brain_normalisation
-from brats3d.transforms.pipeline import is_brain
+from brats3d.transforms.pipeline import BRAIN_CROP_MARGIN, is_brain
 
 
 @dataclass
@@ -94,7 +94,6 @@ class Predictor:
 
     def __init__(self, checkpoint: str | Path, options: PredictOptions | None = None) -> None:
         self.options = options or PredictOptions()
-        self.checkpoint_path = Path(checkpoint)
         payload = load_checkpoint(checkpoint)
         self.model, self.config = model_from_checkpoint(payload)
         self.target = payload["target"]
@@ -107,7 +106,9 @@ class Predictor:
         o = self.options
         t0 = time.perf_counter()
         loaded = load_case(case, with_label=False, ras=True)
-        start, end = generate_spatial_bounding_box(loaded.image, select_fn=is_brain, margin=2, allow_smaller=True)
+        start, end = generate_spatial_bounding_box(
+            loaded.image, select_fn=is_brain, margin=BRAIN_CROP_MARGIN, allow_smaller=True
+        )
         if any(e <= s for s, e in zip(start, end)):
             raise BratsInputError(case.images[0], "image is empty (every voxel is zero)")
         box = tuple(slice(s, e) for s, e in zip(start, end))

@@ -95,8 +95,12 @@ def sliding_window_predict(
                 raise
             torch.cuda.empty_cache()
             batch, out_device = max(1, batch // 2), torch.device("cpu")
-    probs = torch.sigmoid(logits[0]) if target == "regions" else torch.softmax(logits[0], dim=0)
-    return probs.cpu()
+    return logits_to_probabilities(logits[0], target).cpu()
+
+
+def logits_to_probabilities(logits: torch.Tensor, target: str = "regions") -> torch.Tensor:
+    """(C, X, Y, Z) logits -> sigmoid per region channel, or softmax over the class channels."""
+    return torch.sigmoid(logits) if target == "regions" else torch.softmax(logits, dim=0)
 
 
 def probabilities_to_labels(probs: torch.Tensor | np.ndarray, target: str = "regions", threshold: float = 0.5):

@@ -72,6 +72,12 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: RunConfig) -> torc
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _cycle(loader):
+    """Batches without end: an epoch of ``steps_per_epoch`` steps may run past one pass over the loader."""
+    while True:
+        yield from loader
+
+
 def validate(model: nn.Module, dataset, config: RunConfig, device: torch.device) -> dict[str, float]:
     """Mean Dice per region and class over this rank's whole validation scans, reduced across ranks."""
     model.eval()
@@ -209,17 +215,11 @@ def train(
         model.train()
         losses, patches, wait = [], 0, 0.0
         bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}", disable=None if dist.is_main() else True, leave=False)
-        loader, iterator = train_loader(train_ds, config, epoch_seed), None
+        batches = _cycle(train_loader(train_ds, config, epoch_seed))
         t_compute = 0.0
         for _ in range(n_steps):
             t0 = time.perf_counter()
-            try:
-                batch = next(iterator) if iterator is not None else None
-            except StopIteration:
-                batch = None
-            if batch is None:
-                iterator = iter(loader)
-                batch = next(iterator)
+            batch = next(batches)
             wait += time.perf_counter() - t0
             t1 = time.perf_counter()
             image = batch["image"].to(device, non_blocking=True)

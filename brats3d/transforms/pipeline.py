@@ -27,6 +27,8 @@ from brats3d.transforms.loading import LoadCased
 from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
 from brats3d.transforms.targets import LabelToTargetd
 
+BRAIN_CROP_MARGIN = 2  # voxels kept around the brain's bounding box; training and inference crop alike
+
 
 def is_brain(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Brain voxels are the non-zero ones: BraTS and Decathlon scans are skull-stripped with zero background."""
@@ -42,7 +44,7 @@ def _load_and_crop(reader: str, per_slice_norm: bool, with_label: bool = True) -
             keys=keys,
             source_key="image",
             select_fn=is_brain,
-            margin=2,
+            margin=BRAIN_CROP_MARGIN,
             allow_smaller=True,
             allow_missing_keys=not with_label,
         ),
