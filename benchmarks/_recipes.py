@@ -1,6 +1,6 @@
 """The two comparison recipes of the real-data budget run, trained with the same network, loss, optimiser and
-schedule as brats3d (only the data pipeline differs), and saved as brats3d checkpoints so that prediction and
-scoring are identical for all three.
+budget-aware schedule as brats3d (only the data pipeline differs), and saved as brats3d checkpoints so that
+prediction and scoring are identical for all three.
 
 - tutorial: as MONAI's BraTS tutorial: ``Dataset`` without cache, ``LoadImaged`` of the NIfTI files for every
   sample, RAS orientation, random 160x160x16 crop, normalisation, flips, intensity scale and shift.
@@ -37,7 +37,7 @@ from brats3d.data.layouts import Case
 from brats3d.models import build_network
 from brats3d.training.checkpoint import save_checkpoint
 from brats3d.training.losses import build_loss
-from brats3d.training.trainer import build_optimizer, build_scheduler
+from brats3d.training.trainer import budget_share, build_optimizer, set_learning_rate
 from brats3d.transforms import LabelToTargetd
 
 RECIPES = ("tutorial", "monai")
@@ -77,8 +77,9 @@ def _transforms(recipe: str, config: RunConfig, convention: str) -> Compose:
     return Compose([*head, *crop, *tail])
 
 
-def train_recipe(recipe: str, cases: list[Case], config: RunConfig, run_dir: Path, minutes: float, log=print) -> dict:
-    """Train for ``minutes`` of wall clock and save ``run_dir/best.pt`` (the final weights, as for brats3d)."""
+def train_recipe(recipe: str, cases: list[Case], config: RunConfig, run_dir: Path, log=print) -> dict:
+    """Train for ``config.train.max_minutes`` of wall clock with brats3d's schedule and save ``run_dir/best.pt``
+    (the final weights, as for brats3d)."""
     set_determinism(config.seed)
     items = [{"image": [str(p) for p in c.images], "label": str(c.label)} for c in cases]
     transform = _transforms(recipe, config, cases[0].convention.value)
@@ -95,9 +96,9 @@ def train_recipe(recipe: str, cases: list[Case], config: RunConfig, run_dir: Pat
     model = build_network(config.model.network, config.data.patch_size, config.model.target, config.model.kwargs)
     loss_fn = build_loss(config.loss.name, config.model.target, config.loss.smooth)
     optimizer = build_optimizer(model, config)
-    scheduler = build_scheduler(optimizer, config)
     t0, epochs, patches = time.perf_counter(), 0, 0
-    while time.perf_counter() - t0 < 60 * minutes:
+    while budget_share(config, time.perf_counter() - t0) < 1.0:
+        set_learning_rate(optimizer, config, epochs, budget_share(config, time.perf_counter() - t0))
         model.train()
         losses = []
         for batch in loader:
@@ -108,7 +109,6 @@ def train_recipe(recipe: str, cases: list[Case], config: RunConfig, run_dir: Pat
             optimizer.step()
             losses.append(float(loss))
             patches += batch["image"].shape[0]
-        scheduler.step()
         epochs += 1
         log(f"{recipe}: epoch {epochs} loss {np.mean(losses):.4f} ({time.perf_counter() - t0:.0f}s)")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,13 @@ predict the other two with `brats3d predict`'s code path, check each output sits
 with `brats3d evaluate`'s code path. The same budget is given to a MONAI-tutorial-style recipe and to a careful
 MONAI recipe (benchmarks/_recipes.py): same network, loss, optimiser and schedule, only the data pipeline differs.
 
+Validation cases: one tumour whose core is mostly non-enhancing (low-grade-like) and one whose core enhances
+(high-grade-like), the last by name of each kind, so that training also sees both kinds (`--val-cases` overrides).
+
 Needs ../shared/data/brats18-sample. Run: python benchmarks/bench_real_data.py --minutes 20 --recipe all
-Results of separate runs accumulate in benchmarks/results/real_data.json (one entry per recipe); a recipe whose
-run folder under --out already holds a trained model is scored again without training.
+Results of separate runs with the same budget and validation cases accumulate in benchmarks/results/real_data.json
+(one entry per recipe); a recipe whose run folder under --out already holds a trained model is scored again
+without training.
 """
 
 from __future__ import annotations
@@ -22,12 +26,30 @@ from _common import REAL_DATA, RESULTS, machine, print_table, write_json
 from _recipes import RECIPES, train_recipe
 
 from brats3d.config import load_config
+from brats3d.data.io import load_case
 from brats3d.data.labels import REGION_NAMES
-from brats3d.data.layouts import discover
+from brats3d.data.layouts import Case, discover
 from brats3d.evaluation.evaluate import evaluate_folder
 from brats3d.evaluation.report import format_table, summary_rows, write_report
 from brats3d.inference.predict import PredictOptions, Predictor, summary_line
 from brats3d.training.trainer import train
+
+
+def enhancing_share(case: Case) -> float:
+    """Share of the tumour core (non-enhancing + enhancing) that enhances."""
+    label = load_case(case, with_label=True).label
+    core, enhancing = int(np.isin(label, (2, 3)).sum()), int((label == 3).sum())
+    return enhancing / max(core, 1)
+
+
+def stratified_holdout(cases: list[Case], low_enhancing: float = 0.2) -> list[str]:
+    """The last case by name whose core is mostly non-enhancing, and the last whose core enhances."""
+    shares = {c.case_id: enhancing_share(c) for c in cases}
+    low = sorted(i for i, v in shares.items() if v < low_enhancing)
+    high = sorted(i for i, v in shares.items() if v >= low_enhancing)
+    if not low or not high:
+        return sorted(shares)[-2:]
+    return [low[-1], high[-1]]
 
 
 def score(run_dir: Path, out: Path, val_cases) -> tuple[dict, list[dict]]:
@@ -66,13 +88,15 @@ def main() -> None:
     parser.add_argument("--recipe", choices=("ours", *RECIPES, "all"), default="all")
     parser.add_argument("--config", default=str(Path(__file__).parents[1] / "configs" / "unet3d.yaml"))
     parser.add_argument("--out", default=None)
+    parser.add_argument("--val-cases", nargs=2, default=None, metavar="CASE", help="default: stratified_holdout")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--json", default=str(RESULTS / "real_data.json"))
     args = parser.parse_args()
     if not REAL_DATA.is_dir():
         raise SystemExit(f"{REAL_DATA} not found: this benchmark needs the real sample")
     cases = discover(REAL_DATA).labelled()
-    val_ids = [c.case_id for c in cases[-2:]]
+    val_ids = args.val_cases or stratified_holdout(cases)
+    print(f"validation cases: {', '.join(val_ids)}")
     val_cases = [c for c in cases if c.case_id in val_ids]
     root = Path(args.out or tempfile.mkdtemp(prefix="brats3d-real-"))
     config = load_config(
@@ -89,6 +113,8 @@ def main() -> None:
     config.data.root = str(REAL_DATA)
     path = Path(args.json)
     results = json.loads(path.read_text()) if path.is_file() else {}
+    if (results.get("budget_minutes"), results.get("validation_cases")) != (args.minutes, val_ids):
+        results = {}  # rows from another budget or split are not comparable
     results.setdefault("recipes", {})
     recipes = ("ours", *RECIPES) if args.recipe == "all" else (args.recipe,)
     for recipe in recipes:
@@ -106,7 +132,7 @@ def main() -> None:
             }
         else:
             train_cases = [c for c in cases if c.case_id not in val_ids]
-            info = train_recipe(recipe, train_cases, config, out / "run", args.minutes)
+            info = train_recipe(recipe, train_cases, config, out / "run")
         info_path.write_text(json.dumps(info))
         summary, geometry = score(out / "run", out, val_cases)
         results["recipes"][recipe] = {

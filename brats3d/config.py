@@ -27,6 +27,7 @@ class DataConfig:
     patch_size: list[int] = field(default_factory=lambda: [160, 160, 16])
     min_tumour_fraction: float = 0.05  # a patch is kept only when at least this share of it is tumour
     unbiased_fraction: float = 0.1  # share of patches drawn uniformly, to show the network healthy brain
+    class_balance: bool = True  # tumour-biased draws pick a tumour class first, then a patch rich in it
     patches_per_case: int = 4
     normalisation: str = "brain"  # brain: per channel over brain voxels | slice: per channel and axial slice
     reader: str = "nibabel"  # nibabel | itk
@@ -64,7 +65,9 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 where supported, else fp16) | bf16 | fp16 | off; CUDA only
     grad_clip: float | None = 12.0
     patience: int | None = None  # stop after this many validations without improvement
-    max_minutes: float | None = None  # wall-clock budget: the epoch that crosses it is the last (and validated)
+    # wall-clock budget, counted across --resume: the cosine schedule ends with it, and the epoch that crosses it is
+    # the last (and validated)
+    max_minutes: float | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int | None = None  # CPU threads for torch; None keeps torch's default
 

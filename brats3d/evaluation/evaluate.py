@@ -149,6 +149,7 @@ def patch_level_scores(predictor, cases: list[Case], patches_per_case: int, seed
         patch_size=cfg.data.patch_size,
         min_tumour_fraction=cfg.data.min_tumour_fraction,
         unbiased_fraction=0.0,
+        class_balance=cfg.data.class_balance,
         samples_per_case=patches_per_case,
         target="classes",
         per_slice_norm=cfg.data.normalisation == "slice",

@@ -62,6 +62,7 @@ def train_transforms(config: RunConfig) -> Compose:
         patch_size=d.patch_size,
         min_tumour_fraction=d.min_tumour_fraction,
         unbiased_fraction=d.unbiased_fraction,
+        class_balance=d.class_balance,
         samples_per_case=d.patches_per_case,
         target=config.model.target,
         per_slice_norm=d.normalisation == "slice",

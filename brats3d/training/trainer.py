@@ -57,19 +57,33 @@ def build_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimize
     return cls(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: RunConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up then cosine decay, stepped once per epoch."""
+def lr_factor(config: RunConfig, epoch: int, budget_used: float = 0.0) -> float:
+    """Learning-rate multiplier for ``epoch``: linear warm-up, then cosine decay to zero at the end of training.
+
+    The end is whichever comes first, ``train.epochs`` or the ``train.max_minutes`` budget (``budget_used`` is the
+    share of it spent), so that a budget run anneals within its budget instead of stopping at an almost unchanged
+    rate partway down a cosine planned for many more epochs.
+    """
     t = config.train
+    if epoch < t.warmup_epochs:
+        return (epoch + 1) / (t.warmup_epochs + 1)
+    if t.scheduler == "none":
+        return 1.0
+    progress = max((epoch - t.warmup_epochs) / max(1, t.epochs - t.warmup_epochs), budget_used)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-    def factor(epoch: int) -> float:
-        if epoch < t.warmup_epochs:
-            return (epoch + 1) / (t.warmup_epochs + 1)
-        if t.scheduler == "none":
-            return 1.0
-        progress = (epoch - t.warmup_epochs) / max(1, t.epochs - t.warmup_epochs)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def set_learning_rate(optimizer: torch.optim.Optimizer, config: RunConfig, epoch: int, budget_used: float) -> float:
+    """Set the rate for ``epoch`` on every parameter group (once per epoch) and return it."""
+    lr = config.train.lr * lr_factor(config, epoch, budget_used)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def budget_share(config: RunConfig, seconds: float) -> float:
+    """Share of the ``train.max_minutes`` budget spent after ``seconds`` of training (0 without a budget)."""
+    return seconds / (60 * config.train.max_minutes) if config.train.max_minutes else 0.0
 
 
 def _cycle(loader):
@@ -178,18 +192,17 @@ def train(
     model.to(device)
     loss_fn = build_loss(config.loss.name, config.model.target, config.loss.smooth)
     optimizer = build_optimizer(model, config)
-    scheduler = build_scheduler(optimizer, config)
     use_amp = device.type == "cuda" and config.train.amp != "off"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype(config.train.amp) == torch.float16)
 
-    start_epoch, best, history, stale = 0, -1.0, [], 0
+    start_epoch, best, history, stale, seconds = 0, -1.0, [], 0, 0.0
     if resume:
         state = load_checkpoint(run_dir / "last.pt", map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         start_epoch, best, history, stale = state["epoch"], state["best_mean_dice"], state["history"], state["stale"]
+        seconds = state["train_seconds"]  # the time budget counts the time spent before the interruption
         set_rng_state(state["rng"])
         log(f"resuming {run_dir} after epoch {start_epoch} (best mean Dice {best:.4f})")
     if world > 1:
@@ -207,9 +220,10 @@ def train(
         )
 
     convention = index.layout.convention.value
-    t_start = time.perf_counter()
+    t_start = time.perf_counter() - seconds
     for epoch in range(start_epoch, config.train.epochs):
         t_epoch = time.perf_counter()
+        lr = set_learning_rate(optimizer, config, epoch, budget_share(config, seconds))
         epoch_seed = config.seed * 100_003 + epoch * 1_009 + rank
         train_transform.set_random_state(seed=epoch_seed % (2**31))
         model.train()
@@ -239,18 +253,16 @@ def train(
             bar.set_postfix(loss=f"{losses[-1]:.4f}", patches_s=f"{patches / (wait + t_compute):.1f}")
             bar.update()
         bar.close()
-        scheduler.step()
         train_time = wait + t_compute
         row = {
             "epoch": epoch + 1,
             "train_loss": dist.mean_across_ranks(float(np.mean(losses)), device),
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": lr,
             "patches_per_s": dist.mean_across_ranks(patches / max(train_time, 1e-9), device) * world,
             "data_wait_share": wait / max(train_time, 1e-9),
         }
-        over_budget = config.train.max_minutes is not None and (
-            dist.mean_across_ranks(time.perf_counter() - t_start, device) > 60 * config.train.max_minutes
-        )
+        seconds = dist.mean_across_ranks(time.perf_counter() - t_start, device)  # the same on every rank
+        over_budget = budget_share(config, seconds) >= 1.0
         last_epoch = epoch + 1 == config.train.epochs or over_budget
         improved = False
         if (epoch + 1) % config.validation.every == 0 or last_epoch:
@@ -267,8 +279,8 @@ def train(
                 "best_mean_dice": best,
                 "history": history,
                 "stale": stale,
+                "train_seconds": seconds,
                 "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "rng": rng_state(),
             }

@@ -56,6 +56,7 @@ def build_train_transforms(
     patch_size: Sequence[int] = (160, 160, 16),
     min_tumour_fraction: float = 0.05,
     unbiased_fraction: float = 0.1,
+    class_balance: bool = True,
     samples_per_case: int = 4,
     target: str = "regions",
     per_slice_norm: bool = False,
@@ -68,7 +69,7 @@ def build_train_transforms(
     chain = [
         *_load_and_crop(reader, per_slice_norm),
         SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),
-        FindTumourPatchesd(patch_size, min_tumour_fraction),
+        FindTumourPatchesd(patch_size, min_tumour_fraction, class_balance=class_balance),
         RandTumourPatchd(keys, patch_size, num_samples=samples_per_case, unbiased_fraction=unbiased_fraction),
     ]
     if augment:

@@ -5,6 +5,11 @@ the tumour share of a patch, and the usual alternative (draw up to 1000 random c
 tumour) is slow and unbounded. Here one pass with a summed-area table counts the tumour voxels of *every*
 possible patch position (O(voxels)); the positions that satisfy the rule are cached with the case, so each draw
 is one random index and one memory copy of the patch.
+
+Class balance (as nnU-Net samples foreground): a tumour-biased draw first picks one of the tumour classes present
+(edema, non-enhancing core, enhancing tumour) with equal odds, then a patch among the admissible ones that is rich
+in that class. Drawing admissible patches uniformly instead lets the edema, by far the largest class, dominate, and
+the small enhancing rim and the non-enhancing core of low-grade tumours are seen rarely.
 """
 
 from __future__ import annotations
@@ -42,8 +47,12 @@ class FindTumourPatchesd(MapTransform):
     Adds ``patch_starts`` (flat indices into the grid of starts), ``brain_starts`` (starts whose patch centre is a
     brain voxel, for the unbiased draws), ``patch_grid`` (the grid's shape) and ``patch_rule``: ``"tumour"`` when
     the rule can be met, ``"fallback"`` when the tumour is too small for it (then the starts holding at least half
-    the best achievable tumour count are used), ``"none"`` without tumour.
+    the best achievable tumour count are used), ``"none"`` without tumour. With ``class_balance``, also
+    ``class_starts``: per tumour class present, the admissible starts whose patch holds at least
+    ``CLASS_RICH_SHARE`` of the most that any admissible patch holds of that class.
     """
+
+    CLASS_RICH_SHARE = 0.25
 
     def __init__(
         self,
@@ -51,8 +60,10 @@ class FindTumourPatchesd(MapTransform):
         min_tumour_fraction: float = 0.05,
         label_key: str = "label",
         image_key: str = "image",
+        class_balance: bool = False,
     ) -> None:
         super().__init__(keys=label_key)
+        self.class_balance = bool(class_balance)
         self.image_key = image_key
         if not 0.0 <= min_tumour_fraction <= 1.0:
             raise ValueError(f"min_tumour_fraction must lie in [0, 1], got {min_tumour_fraction}")
@@ -64,7 +75,8 @@ class FindTumourPatchesd(MapTransform):
         d = dict(data)
         label = d[self.label_key]
         label = label.numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
-        tumour = label[0] > 0 if label.ndim == 4 else label > 0
+        label = label[0] if label.ndim == 4 else label
+        tumour = label > 0
         counts = tumour_patch_counts(tumour, self.patch_size)
         need = int(np.ceil(self.min_tumour_fraction * np.prod(self.patch_size)))
         starts = np.flatnonzero(counts >= max(need, 1)) if need > 0 else np.arange(counts.size)
@@ -78,7 +90,21 @@ class FindTumourPatchesd(MapTransform):
         d["brain_starts"] = self._brain_starts(d.get(self.image_key), counts.shape).astype(index_type)
         d["patch_grid"] = np.asarray(counts.shape, dtype=np.int64)
         d["patch_rule"] = rule
+        if self.class_balance:
+            d["class_starts"] = [s.astype(index_type) for s in self._class_starts(label, starts)]
         return d
+
+    def _class_starts(self, label: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
+        """For each tumour class present, the starts (among ``starts``) of the patches rich in it."""
+        pools = []
+        for value in np.unique(label):
+            if value == 0 or starts.size == 0:
+                continue
+            held = tumour_patch_counts(label == value, self.patch_size).ravel()[starts]
+            best = int(held.max())
+            if best > 0:
+                pools.append(starts[held >= max(1, int(np.ceil(self.CLASS_RICH_SHARE * best)))])
+        return pools
 
     def _brain_starts(self, image, grid: tuple[int, ...]) -> np.ndarray:
         """Starts whose patch centre lies in the brain (any channel non-zero); all starts without an image."""
@@ -98,7 +124,7 @@ class RandTumourPatchd(Randomizable, MapTransform):
     ``FindTumourPatchesd`` are not copied into them.
     """
 
-    _DROP = ("patch_starts", "brain_starts", "patch_grid")
+    _DROP = ("patch_starts", "brain_starts", "patch_grid", "class_starts")
 
     def __init__(
         self,
@@ -119,13 +145,15 @@ class RandTumourPatchd(Randomizable, MapTransform):
         grid = tuple(int(g) for g in np.asarray(data["patch_grid"]))
         starts = np.asarray(data["patch_starts"])
         anywhere = np.asarray(data.get("brain_starts", ()))
+        by_class = data.get("class_starts") or []
         self._starts = []
         for _ in range(self.num_samples):
             if starts.size == 0 or self.R.random_sample() < self.unbiased_fraction:
                 pool = anywhere if anywhere.size else None
                 flat = int(pool[self.R.randint(pool.size)]) if pool is not None else self.R.randint(int(np.prod(grid)))
             else:
-                flat = int(starts[self.R.randint(starts.size)])
+                pool = by_class[self.R.randint(len(by_class))] if by_class else starts
+                flat = int(pool[self.R.randint(pool.size)])
             self._starts.append(tuple(int(i) for i in np.unravel_index(flat, grid)))
 
     def __call__(self, data: Mapping[Hashable, object]) -> list[dict]:

@@ -20,7 +20,7 @@ from brats3d.errors import BratsInputError
 from brats3d.models import build_network
 from brats3d.training.checkpoint import load_checkpoint, model_from_checkpoint
 from brats3d.training.data import build_datasets, split_cases
-from brats3d.training.trainer import train, validate
+from brats3d.training.trainer import lr_factor, train, validate
 
 TINY = [
     "data.patch_size=[32,32,16]",
@@ -165,3 +165,30 @@ def test_torchrun_two_processes_on_cpu(tiny_data, tmp_path):
     assert result.stdout.count("epoch 2/2") == 1, "only rank 0 reports"
     assert [int(r["epoch"]) for r in _rows(run)] == [1, 2]
     model_from_checkpoint(load_checkpoint(run / "best.pt"))
+
+
+def test_schedule_warms_up_then_anneals_to_zero_at_the_epoch_limit_or_the_budget():
+    config = load_config(None, ["train.epochs=101", "train.warmup_epochs=1"])
+    assert lr_factor(config, 0) == pytest.approx(0.5)
+    assert lr_factor(config, 1) == pytest.approx(1.0)
+    assert lr_factor(config, 51) == pytest.approx(0.5)
+    assert lr_factor(config, 101) == pytest.approx(0.0)
+    # Half the wall-clock budget spent at epoch 1: the cosine is half way, whatever train.epochs says.
+    assert lr_factor(config, 1, budget_used=0.5) == pytest.approx(0.5)
+    assert lr_factor(config, 1, budget_used=1.2) == pytest.approx(0.0)
+
+
+def test_time_budget_counts_across_resume(tiny_data, tmp_path):
+    config = load_config(None, [*TINY, "train.epochs=2", "train.steps_per_epoch=1", "validation.max_cases=1"])
+    run = tmp_path / "run"
+    train(config, run, data_dir=tiny_data, log=lambda _: None)
+    spent = load_checkpoint(run / "last.pt")["train_seconds"]
+    assert spent > 0
+    lines: list[str] = []
+    # A budget the first two epochs already used up: the resumed run does one epoch at the end of the schedule.
+    result = train(
+        run_dir=run, resume=True, overrides=["train.epochs=10", f"train.max_minutes={spent / 60}"], log=lines.append
+    )
+    assert result.epochs_done == 3
+    assert result.history[-1]["lr"] == 0.0
+    assert any("time budget" in line for line in lines)

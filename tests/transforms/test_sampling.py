@@ -97,3 +97,27 @@ def test_unbiased_patches_are_centred_in_the_brain():
     for p in sampler(found):
         x, y, z = p["patch_start"] + np.array([8, 8, 4])
         assert np.any(data["image"][:, x, y, z] != 0)
+
+
+def _edema_with_small_rim():
+    """A large edema block with a small enhancing blob in one corner: uniform tumour patches rarely see it."""
+    label = np.zeros((60, 60, 30), dtype=np.uint8)
+    label[10:50, 10:50, 5:25] = 1
+    label[12:15, 12:15, 6:9] = 3
+    image = np.ones((4, 60, 60, 30), dtype=np.float32)
+    return {"image": image, "label": label[None]}
+
+
+@pytest.mark.parametrize("balance", [False, True])
+def test_class_balance_shows_the_rare_class_in_about_half_the_patches(balance):
+    patch = (16, 16, 8)
+    found = FindTumourPatchesd(patch, 0.05, class_balance=balance)(_edema_with_small_rim())
+    sampler = RandTumourPatchd(["image", "label"], patch, num_samples=1000, unbiased_fraction=0.0)
+    sampler.set_random_state(5)
+    patches = sampler(found)
+    with_rim = np.mean([(p["label"] == 3).any() for p in patches])
+    assert min((p["label"] > 0).mean() for p in patches) >= 0.05  # the tumour rule still holds for every patch
+    if balance:  # two classes present: half the draws go to the enhancing one
+        assert 0.4 < with_rim < 0.65, with_rim
+    else:
+        assert with_rim < 0.1, with_rim
