@@ -60,7 +60,7 @@ class FindTumourPatchesd(MapTransform):
         min_tumour_fraction: float = 0.05,
         label_key: str = "label",
         image_key: str = "image",
-        class_balance: bool = False,
+        class_balance: bool = True,
     ) -> None:
         super().__init__(keys=label_key)
         self.class_balance = bool(class_balance)
@@ -91,19 +91,27 @@ class FindTumourPatchesd(MapTransform):
         d["patch_grid"] = np.asarray(counts.shape, dtype=np.int64)
         d["patch_rule"] = rule
         if self.class_balance:
-            d["class_starts"] = [s.astype(index_type) for s in self._class_starts(label, starts)]
+            pools = self._class_starts(label, counts.ravel()[starts], starts)
+            d["class_starts"] = [pool.astype(index_type) for pool in pools]
         return d
 
-    def _class_starts(self, label: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
-        """For each tumour class present, the starts (among ``starts``) of the patches rich in it."""
+    def _class_starts(self, label: np.ndarray, tumour_held: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
+        """For each tumour class present, the starts (among ``starts``) of the patches rich in it.
+
+        One summed-area table per class except the largest, whose counts are the tumour counts minus the others.
+        """
+        sizes = np.bincount(label.ravel().astype(np.int64))
+        values = [v for v in np.flatnonzero(sizes) if v != 0]
+        if starts.size == 0 or not values:
+            return []
+        largest = max(values, key=lambda v: sizes[v])
+        held = {v: tumour_patch_counts(label == v, self.patch_size).ravel()[starts] for v in values if v != largest}
+        held[largest] = tumour_held - sum(held.values(), np.zeros_like(tumour_held))
         pools = []
-        for value in np.unique(label):
-            if value == 0 or starts.size == 0:
-                continue
-            held = tumour_patch_counts(label == value, self.patch_size).ravel()[starts]
-            best = int(held.max())
+        for v in values:
+            best = int(held[v].max())
             if best > 0:
-                pools.append(starts[held >= max(1, int(np.ceil(self.CLASS_RICH_SHARE * best)))])
+                pools.append(starts[held[v] >= max(1, int(np.ceil(self.CLASS_RICH_SHARE * best)))])
         return pools
 
     def _brain_starts(self, image, grid: tuple[int, ...]) -> np.ndarray:
