@@ -118,7 +118,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from brats3d.inference.predict import PredictOptions
 
         options = PredictOptions(overlap=args.overlap, tta=args.tta, pictures=False, device=args.device)
-        evaluation = evaluate_checkpoint(args.checkpoint, args.data, args.out, options, args.patches, args.cases)
+        evaluation = evaluate_checkpoint(
+            args.checkpoint, args.data, args.out, options, args.patches, args.cases, with_hd95=not args.no_hd95
+        )
         pred_convention = None
     else:
         if not (args.pred and args.ref):

@@ -1,3 +1,4 @@
+import csv
 import json
 import shutil
 
@@ -109,3 +110,13 @@ def test_evaluate_a_checkpoint_with_patch_scores(make_dataset, checkpoint, tmp_p
     assert set(summary["patches"]) == set(summary["whole_scan"])
     assert (out / "predictions" / "BRATS_001_seg.nii.gz").is_file()
     assert "Patches vs whole scans" in (out / "report.md").read_text()
+
+
+def test_no_hd95_applies_when_evaluating_a_checkpoint(make_dataset, checkpoint, tmp_path):
+    data = make_dataset("msd", cases=1, shape=(40, 40, 24))
+    out = tmp_path / "eval"
+    args = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--out", str(out), "--no-hd95"]
+    assert main(args) == 0
+    with open(out / "per_case.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(row["hd95"] in ("", "nan") for row in rows)
