@@ -24,6 +24,31 @@ def _shape(text: str) -> tuple[int, int, int]:
     return dims  # type: ignore[return-value]
 
 
+def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
+    """The sliding-window options of ``predict``, shared by ``evaluate --checkpoint`` so both predict alike."""
+    p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
+    p.add_argument("--sw-batch-size", type=int, default=4, help="windows per forward pass (default 4)")
+    p.add_argument("--tta", action="store_true", help="average over the 8 axis flips (slower, slightly better)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for regions (default 0.5)")
+    p.add_argument("--min-component", type=int, default=0, help="drop tumour components under N voxels")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def _predict_options(args: argparse.Namespace, **extra):
+    """PredictOptions from the arguments of ``_add_inference_arguments`` plus command-specific ``extra``."""
+    from brats3d.inference.predict import PredictOptions
+
+    return PredictOptions(
+        overlap=args.overlap,
+        sw_batch_size=args.sw_batch_size,
+        tta=args.tta,
+        threshold=args.threshold,
+        min_component=args.min_component,
+        device=args.device,
+        **extra,
+    )
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from brats3d.data.inspect import inspect_dataset
 
@@ -63,19 +88,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from brats3d.inference.predict import PredictOptions, Predictor, load_truth, resolve_inputs, summary_line
+    from brats3d.inference.predict import Predictor, load_truth, resolve_inputs, summary_line
 
     modality_files = {"flair": args.flair, "t1": args.t1, "t1ce": args.t1ce, "t2": args.t2}
     cases = resolve_inputs(args.inputs, modality_files, args.convention)
     if args.label and len(cases) != 1:
         raise BratsInputError(args.label, "--label needs exactly one input case")
-    options = PredictOptions(
-        overlap=args.overlap,
-        sw_batch_size=args.sw_batch_size,
-        tta=args.tta,
-        threshold=args.threshold,
-        min_component=args.min_component,
-        device=args.device,
+    options = _predict_options(
+        args,
         save_probabilities=args.save_probabilities,
         pictures=not args.no_pictures,
         picture_modality=args.modality,
@@ -115,9 +135,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.checkpoint:
         if not args.data:
             raise BratsInputError(None, "--checkpoint needs --data DATA_DIR (the labelled cases to predict and score)")
-        from brats3d.inference.predict import PredictOptions
-
-        options = PredictOptions(overlap=args.overlap, tta=args.tta, pictures=False, device=args.device)
+        options = _predict_options(args, pictures=False)
         evaluation = evaluate_checkpoint(
             args.checkpoint, args.data, args.out, options, args.patches, args.cases, with_hd95=not args.no_hd95
         )
@@ -190,15 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
         "brats2021 for --flair/--t1/--t1ce/--t2); folders use their own layout's numbering",
     )
     p.add_argument("--label", help="ground-truth label map: pictures show predicted and true outlines")
-    p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
-    p.add_argument("--sw-batch-size", type=int, default=4, help="windows per forward pass (default 4)")
-    p.add_argument("--tta", action="store_true", help="average over the 8 axis flips (slower, slightly better)")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for regions (default 0.5)")
-    p.add_argument("--min-component", type=int, default=0, help="drop tumour components under N voxels")
+    _add_inference_arguments(p)
     p.add_argument("--save-probabilities", action="store_true", help="also write <case>_prob.nii.gz")
     p.add_argument("--no-pictures", action="store_true", help="skip the GIFs and the montage")
     p.add_argument("--modality", choices=MODALITIES, default="flair", help="modality shown in the pictures")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("show", help="three-plane GIFs and a montage of one case with its ground-truth labels")
@@ -221,9 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="with --checkpoint: the labelled dataset to predict and score")
     p.add_argument("--cases", nargs="+", help="with --checkpoint: only these case ids")
     p.add_argument("--patches", type=int, default=0, help="with --checkpoint: also score N tumour patches per case")
-    p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
-    p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    _add_inference_arguments(p)
     p.add_argument("--no-hd95", action="store_true", help="skip HD95 (faster)")
     p.add_argument("--out", default="evaluation", help="output folder (default evaluation)")
     p.set_defaults(func=_cmd_evaluate)
