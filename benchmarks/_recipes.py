@@ -97,8 +97,8 @@ def train_recipe(recipe: str, cases: list[Case], config: RunConfig, run_dir: Pat
     loss_fn = build_loss(config.loss.name, config.model.target, config.loss.smooth)
     optimizer = build_optimizer(model, config)
     t0, epochs, patches = time.perf_counter(), 0, 0
-    while budget_share(config, time.perf_counter() - t0) < 1.0:
-        set_learning_rate(optimizer, config, epochs, budget_share(config, time.perf_counter() - t0))
+    while (used := budget_share(config, time.perf_counter() - t0)) < 1.0:
+        set_learning_rate(optimizer, config, epochs, used)
         model.train()
         losses = []
         for batch in loader:
