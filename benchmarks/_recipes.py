@@ -1,14 +1,18 @@
-"""The two comparison recipes of the real-data budget run, trained with the same network, loss, optimiser and
-budget-aware schedule as brats3d (only the data pipeline differs), and saved as brats3d checkpoints so that
-prediction and scoring are identical for all three.
+"""The comparison recipes of the real-data benchmarks, saved as brats3d checkpoints so that prediction and scoring are
+identical for every recipe. Each trains through brats3d's own ``Trainer.train_step`` (same update code), with its
+own data pipeline and the settings the team used for it.
 
 - tutorial: as MONAI's BraTS tutorial: ``Dataset`` without cache, ``LoadImaged`` of the NIfTI files for every
-  sample, RAS orientation, random 160x160x16 crop, normalisation, flips, intensity scale and shift.
-- monai: a careful MONAI recipe: the same, but ``CacheDataset`` and ``RandCropByPosNegLabeld`` (pos 1 : neg 1).
+  sample, RAS orientation, random 160x160x16 crop, normalisation, flips, intensity scale and shift; brats3d's
+  network, loss, optimiser and budget-aware schedule.
+- monai: the careful MONAI recipe of the accuracy issue: ``CacheDataset`` + ``RandCropByPosNegLabeld`` (one patch
+  per step, centred on a tumour or a background voxel with equal odds), soft Dice (squared, sigmoid regions), Adam
+  1e-3 with weight decay 1e-5 at a constant rate, batch 1, flips and intensity scale/shift, fp32.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -34,13 +38,23 @@ from monai.utils import set_determinism
 from brats3d.config import RunConfig
 from brats3d.data.labels import to_canonical
 from brats3d.data.layouts import Case
-from brats3d.models import build_network
-from brats3d.training.checkpoint import save_checkpoint
-from brats3d.training.losses import build_loss
-from brats3d.training.trainer import budget_share, build_optimizer, set_learning_rate
+from brats3d.models.checkpoint import save_checkpoint
+from brats3d.training.trainer import Trainer, budget_share, set_learning_rate
 from brats3d.transforms import LabelToTargetd
 
 RECIPES = ("tutorial", "monai")
+
+
+def recipe_config(recipe: str, config: RunConfig) -> RunConfig:
+    """The settings a recipe trains with: brats3d's for the tutorial, the team's careful-MONAI settings for monai."""
+    config = copy.deepcopy(config)
+    if recipe == "monai":
+        config.loss.name = "dice"
+        config.train.optimizer, config.train.lr, config.train.weight_decay = "adam", 1e-3, 1e-5
+        config.train.scheduler, config.train.warmup_epochs = "none", 0
+        config.train.batch_size, config.data.patches_per_case = 1, 1
+        config.train.amp = "off"
+    return config
 
 
 def _transforms(recipe: str, config: RunConfig, convention: str) -> Compose:
@@ -78,8 +92,8 @@ def _transforms(recipe: str, config: RunConfig, convention: str) -> Compose:
 
 
 def train_recipe(recipe: str, cases: list[Case], config: RunConfig, run_dir: Path, log=print) -> dict:
-    """Train for ``config.train.max_minutes`` of wall clock with brats3d's schedule and save ``run_dir/best.pt``
-    (the final weights, as for brats3d)."""
+    """Train for ``config.train.max_minutes`` of wall clock and save ``run_dir/best.pt`` (the final weights)."""
+    config = recipe_config(recipe, config)
     set_determinism(config.seed)
     items = [{"image": [str(p) for p in c.images], "label": str(c.label)} for c in cases]
     transform = _transforms(recipe, config, cases[0].convention.value)
@@ -87,32 +101,21 @@ def train_recipe(recipe: str, cases: list[Case], config: RunConfig, run_dir: Pat
         dataset, per_item = Dataset(items, transform), 1
     else:
         dataset, per_item = CacheDataset(items, transform, progress=False), config.data.patches_per_case
-    loader = DataLoader(
-        dataset,
-        batch_size=max(1, config.train.batch_size // per_item),
-        shuffle=True,
-        num_workers=config.data.num_workers,
-    )
-    model = build_network(config.model.network, config.data.patch_size, config.model.target, config.model.kwargs)
-    loss_fn = build_loss(config.loss.name, config.model.target, config.loss.smooth)
-    optimizer = build_optimizer(model, config)
+    loader = DataLoader(dataset, batch_size=max(1, config.train.batch_size // per_item), shuffle=True, num_workers=0)
+    trainer = Trainer(config, run_dir, resume=False, log=log)
+    trainer.setup()  # network, loss, optimiser exactly as brats3d builds them; the update is Trainer.train_step
     t0, epochs, patches = time.perf_counter(), 0, 0
     while (used := budget_share(config, time.perf_counter() - t0)) < 1.0:
-        set_learning_rate(optimizer, config, epochs, used)
-        model.train()
+        set_learning_rate(trainer.optimizer, config, epochs, used)
+        trainer.model.train()
         losses = []
         for batch in loader:
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(batch["image"]), batch["label"])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip or 1e9)
-            optimizer.step()
-            losses.append(float(loss))
+            losses.append(trainer.train_step(batch))
             patches += batch["image"].shape[0]
         epochs += 1
         log(f"{recipe}: epoch {epochs} loss {np.mean(losses):.4f} ({time.perf_counter() - t0:.0f}s)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(run_dir / "best.pt", model, config, cases[0].convention.value, epoch=epochs)
+    save_checkpoint(run_dir / "best.pt", trainer.model, config, cases[0].convention.value, epoch=epochs)
     seconds = time.perf_counter() - t0
     return {
         "epochs": epochs,

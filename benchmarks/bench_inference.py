@@ -22,7 +22,7 @@ from brats3d.config import load_config
 from brats3d.data.io import load_case
 from brats3d.inference.predict import PredictOptions, Predictor
 from brats3d.models import build_network
-from brats3d.training.checkpoint import save_checkpoint
+from brats3d.models.checkpoint import save_checkpoint
 from brats3d.transforms.intensity import brain_normalisation
 
 

@@ -86,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--recipe", choices=("ours", *RECIPES, "all"), default="all")
-    parser.add_argument("--config", default=str(Path(__file__).parents[1] / "configs" / "unet3d.yaml"))
+    parser.add_argument("--config", default="unet3d")
     parser.add_argument("--out", default=None)
     parser.add_argument("--val-cases", nargs=2, default=None, metavar="CASE", help="default: stratified_holdout")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

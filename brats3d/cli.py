@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from brats3d import __version__
+from brats3d.config import DEFAULT_CONFIG, packaged_configs
 from brats3d.data.layouts import MODALITIES, Layout
-from brats3d.errors import BratsInputError
+from brats3d.errors import BratsInputError, find_input_error
 
 LAYOUT_CHOICES = tuple(layout.value for layout in Layout)
 
@@ -29,8 +30,17 @@ def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
     p.add_argument("--sw-batch-size", type=int, default=4, help="windows per forward pass (default 4)")
     p.add_argument("--tta", action="store_true", help="average over the 8 axis flips (slower, slightly better)")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for regions (default 0.5)")
-    p.add_argument("--min-component", type=int, default=0, help="drop tumour components under N voxels")
+    p.add_argument(
+        "--threshold", type=float, help="probability threshold for every region (default: the run's rules, else 0.5)"
+    )
+    p.add_argument(
+        "--min-component", type=int, help="drop tumour components under N voxels (default: the run's rules, else 0)"
+    )
+    p.add_argument(
+        "--min-enhancing",
+        type=int,
+        help="relabel predicted enhancing tumour as core when under N voxels (default: the run's rules, else 0)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 
@@ -44,6 +54,7 @@ def _predict_options(args: argparse.Namespace, **extra):
         tta=args.tta,
         threshold=args.threshold,
         min_component=args.min_component,
+        min_enhancing=args.min_enhancing,
         device=args.device,
         **extra,
     )
@@ -73,16 +84,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from brats3d.training.trainer import train
 
     if args.resume:
-        result = train(run_dir=args.resume, data_dir=args.data, resume=True, overrides=args.set)
+        results = [train(run_dir=args.resume, data_dir=args.data, resume=True, overrides=args.set)]
+    elif args.folds:
+        folds = range(args.folds) if args.fold == "all" else [_fold_number(args.fold, args.folds)]
+        load_config(args.config, [*args.set, f"data.folds={args.folds}"])  # fail on a bad config before any fold
+        results = []
+        for k in folds:
+            config = load_config(args.config, [*args.set, f"data.folds={args.folds}", f"data.fold={k}"])
+            results.append(train(config, run_dir=Path(args.out) / f"fold_{k}", data_dir=args.data))
     else:
-        if not args.config:
-            raise BratsInputError(None, "pass --config FILE (see configs/) or --resume RUN_DIR")
-        config = load_config(args.config, args.set)
-        result = train(config, run_dir=args.out, data_dir=args.data)
-    if result.is_main:
-        best = f"best mean Dice {result.best_mean_dice:.4f}"
-        print(f"done: {result.epochs_done} epochs, {best}; run folder {result.run_dir}")
+        results = [train(load_config(args.config, args.set), run_dir=args.out, data_dir=args.data)]
+    for result in results:
+        if result.is_main:
+            best = f"best mean Dice {result.best_mean_dice:.4f}" if result.best_mean_dice >= 0 else "no validation"
+            print(f"done: {result.epochs_done} epochs, {best}; run folder {result.run_dir}")
     return 0
+
+
+def _fold_number(text: str, folds: int) -> int:
+    if not text.isdigit() or int(text) >= folds:
+        raise BratsInputError(None, f"--fold must be 'all' or a number from 0 to {folds - 1}, got {text!r}")
+    return int(text)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -186,10 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a network from a YAML config (multi-GPU: torchrun --nproc_per_node=N -m brats3d.cli train ...)",
     )
-    p.add_argument("--config", help="YAML config (see configs/)")
+    p.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        help=f"YAML file, or the name of a packaged config: {', '.join(packaged_configs())} (default {DEFAULT_CONFIG})",
+    )
     p.add_argument("--data", help="dataset directory (overrides data.root)")
     p.add_argument("--out", default="runs/latest", help="run folder for checkpoints and logs (default runs/latest)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
+    p.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="K-fold cross-validation: every case is validated exactly once across the folds; "
+        "fold k trains into OUT/fold_k (score the out-of-fold predictions with `brats3d evaluate --cv OUT`)",
+    )
+    p.add_argument("--fold", default="all", help="with --folds: the fold to train, 0..K-1, or all (default)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5"
     )
@@ -262,6 +296,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"brats3d {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a BratsInputError wrapped by MONAI's Compose or re-raised from a loader worker
+        error = find_input_error(exc)
+        if error is None or args.debug:
+            raise
+        print(f"brats3d {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

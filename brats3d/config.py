@@ -14,16 +14,25 @@ from typing import Any
 
 import yaml
 
+from brats3d.data.io import READERS
+from brats3d.data.layouts import Layout
+from brats3d.data.targets import TARGETS
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
+from brats3d.models.device import AMP_CHOICES
+from brats3d.models.losses import LOSSES
+from brats3d.models.registry import check_network
 
 
 @dataclass
 class DataConfig:
     root: str | None = None  # dataset directory; `--data` overrides it
     layout: str | None = None  # msd | brats2021 | brats2023; detected when None
+    # share of cases held out for validation; 0 trains on every case and keeps the final weights as best.pt
     val_fraction: float = 0.2
     val_cases: list[str] = field(default_factory=list)  # explicit validation case ids (overrides val_fraction)
+    folds: int = 0  # k-fold cross-validation: split the cases into this many folds (0: off)
+    fold: int = 0  # with folds: the fold validated by this run (0 .. folds-1); the others train
     patch_size: list[int] = field(default_factory=lambda: [160, 160, 16])
     min_tumour_fraction: float = 0.05  # a patch is kept only when at least this share of it is tumour
     unbiased_fraction: float = 0.1  # share of patches drawn uniformly, to show the network healthy brain
@@ -34,9 +43,9 @@ class DataConfig:
     cache: str = "memory"  # memory (CacheDataset) | disk (PersistentDataset) | none
     cache_rate: float = 1.0
     cache_dir: str | None = None  # for cache: disk; default RUN_DIR/cache
-    num_workers: int = 2
-    augment: bool = True
-    noise_std: float = 0.0
+    num_workers: int | None = None  # loader processes; None: chosen from the cores available (0 on up to 4 cores)
+    augment: bool = True  # flips, small in-plane rotation/scaling, gamma, intensity scale/shift, noise, blur
+    noise_std: float = 0.1  # standard deviation of the Gaussian-noise augmentation (0: none)
 
 
 @dataclass
@@ -62,14 +71,16 @@ class TrainConfig:
     weight_decay: float = 1e-5
     scheduler: str = "cosine"  # cosine | none
     warmup_epochs: int = 0
-    amp: str = "auto"  # auto (bf16 where supported, else fp16) | bf16 | fp16 | off; CUDA only
+    # auto: bf16 on CUDA where supported (else fp16), fp32 on CPUs | bf16 (also on CPU) | fp16 | off
+    amp: str = "auto"
     grad_clip: float | None = 12.0
     patience: int | None = None  # stop after this many validations without improvement
     # wall-clock budget, counted across --resume: the cosine schedule ends with it, and the epoch that crosses it is
     # the last (and validated)
     max_minutes: float | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int | None = None  # CPU threads for torch; None keeps torch's default
+    threads: int | None = None  # CPU threads for torch; None: the cores available minus the loader processes
+    checkpoint_minutes: float = 1.0  # write last.pt at most this often (and always after the last epoch)
 
 
 @dataclass
@@ -93,21 +104,44 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def train_transform_arguments(self, **changes: Any) -> dict[str, Any]:
+        """Arguments of ``transforms.build_train_transforms`` that this config describes (``changes`` win)."""
+        d = self.data
+        arguments = {
+            "patch_size": d.patch_size,
+            "min_tumour_fraction": d.min_tumour_fraction,
+            "unbiased_fraction": d.unbiased_fraction,
+            "class_balance": d.class_balance,
+            "samples_per_case": d.patches_per_case,
+            "target": self.model.target,
+            "per_slice_norm": d.normalisation == "slice",
+            "reader": d.reader,
+            "augment": d.augment,
+            "noise_std": d.noise_std,
+        }
+        return {**arguments, **changes}
+
+    @property
+    def validates(self) -> bool:
+        """Whether this run holds cases out for validation (folds, explicit cases or a fraction)."""
+        return bool(self.data.folds or self.data.val_cases or self.data.val_fraction > 0)
+
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
             tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
+# Allowed values per key; lists owned elsewhere are taken from their owner.
 CHOICES = {
-    "data.layout": (None, "msd", "brats2021", "brats2023"),
+    "data.layout": (None, *(layout.value for layout in Layout)),
     "data.normalisation": ("brain", "slice"),
-    "data.reader": ("nibabel", "itk"),
+    "data.reader": READERS,
     "data.cache": ("memory", "disk", "none"),
-    "model.target": ("regions", "classes"),
-    "loss.name": ("dice", "dice_ce", "dice_focal", "tversky"),
+    "model.target": tuple(TARGETS),
+    "loss.name": LOSSES,
     "train.optimizer": ("adamw", "adam", "sgd"),
     "train.scheduler": ("cosine", "none"),
-    "train.amp": ("auto", "bf16", "fp16", "off"),
+    "train.amp": AMP_CHOICES,
 }
 
 
@@ -144,6 +178,8 @@ def _check_value(value: Any, annotation: Any, where: str, source: object) -> Any
         return value
     if annotation in (str, bool) and isinstance(value, annotation):
         return value
+    if annotation is str and isinstance(value, bool):  # YAML 1.1 reads a bare off/on as a boolean
+        return "on" if value else "off"
     raise BratsInputError(source, f"config key {where!r} must be {annotation.__name__}, got {value!r}")
 
 
@@ -174,14 +210,37 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(value)
 
 
+PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
+DEFAULT_CONFIG = "unet3d"
+
+
+def packaged_configs() -> list[str]:
+    """Names of the configs shipped inside the package (``--config NAME``)."""
+    return sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+
+
+def resolve_config(name_or_path: str | Path) -> Path:
+    """A config file: the path itself when it exists, else the packaged config of that name
+    (``unet3d``, ``configs/unet3d.yaml`` and ``unet3d.yaml`` all find the packaged ``unet3d``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    packaged = PACKAGED_CONFIGS / f"{path.name.removesuffix('.yaml')}.yaml"
+    if packaged.is_file():
+        return packaged
+    raise BratsInputError(
+        path, f"config file not found, and no packaged config of that name (packaged: {', '.join(packaged_configs())})"
+    )
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
-    """Read a YAML config (or the defaults), apply ``--set`` overrides, and validate everything."""
+    """Read a YAML config (a path or a packaged name; None: the schema defaults), apply ``--set`` overrides, and
+    validate everything."""
     raw: dict[str, Any] = {}
     source: object = path
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise BratsInputError(path, "config file not found")
+        path = resolve_config(path)
+        source = path
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -213,8 +272,18 @@ def validate(config: RunConfig, source: object = None) -> None:
         raise BratsInputError(source, f"data.patch_size must be three sizes >= 8, got {d.patch_size}")
     if not 0 <= d.min_tumour_fraction <= 1 or not 0 <= d.unbiased_fraction <= 1:
         raise BratsInputError(source, "data.min_tumour_fraction and data.unbiased_fraction must lie in [0, 1]")
-    if not 0 < d.val_fraction < 1 and not d.val_cases:
-        raise BratsInputError(source, f"data.val_fraction must lie in (0, 1), got {d.val_fraction}")
+    if not 0 <= d.val_fraction < 1:
+        raise BratsInputError(source, f"data.val_fraction must lie in [0, 1), got {d.val_fraction}")
+    if d.folds == 1 or d.folds < 0 or (d.folds and not 0 <= d.fold < d.folds):
+        raise BratsInputError(
+            source,
+            f"data.folds must be 0 (off) or at least 2, with 0 <= data.fold < data.folds; "
+            f"got folds={d.folds}, fold={d.fold}",
+        )
+    if d.folds and d.val_cases:
+        raise BratsInputError(source, "data.folds and data.val_cases both choose validation cases; set one")
+    if d.num_workers is not None and d.num_workers < 0:
+        raise BratsInputError(source, f"data.num_workers must be >= 0, got {d.num_workers}")
     if d.patches_per_case < 1 or t.batch_size % d.patches_per_case:
         raise BratsInputError(
             source,
@@ -224,3 +293,6 @@ def validate(config: RunConfig, source: object = None) -> None:
         raise BratsInputError(source, "train.epochs and validation.every must be at least 1")
     if not 0 <= config.validation.overlap < 1:
         raise BratsInputError(source, f"validation.overlap must lie in [0, 1), got {config.validation.overlap}")
+    problem = check_network(config.model.network, d.patch_size)
+    if problem:
+        raise BratsInputError(source, problem)

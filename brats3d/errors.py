@@ -12,3 +12,22 @@ class BratsInputError(ValueError):
         self.path = None if path is None else Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+
+def find_input_error(exc: BaseException) -> BratsInputError | None:
+    """The ``BratsInputError`` behind ``exc``: itself, a cause or context in its chain (MONAI wraps errors raised
+    inside transforms in a ``RuntimeError``), or one re-raised from a DataLoader worker, which arrives as a
+    ``RuntimeError`` whose text holds the worker's traceback ending in ``BratsInputError: <path>: <problem>``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, BratsInputError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    marker = f"{BratsInputError.__module__}.{BratsInputError.__name__}: "
+    for line in reversed(str(exc).splitlines()):
+        for prefix in (marker, f"{BratsInputError.__name__}: "):
+            if line.startswith(prefix):
+                return BratsInputError(None, line[len(prefix) :].strip())
+    return None

@@ -12,9 +12,9 @@ def _write(tmp_path, text):
 
 
 def test_shipped_configs_are_valid():
-    from pathlib import Path
+    from brats3d.config import PACKAGED_CONFIGS
 
-    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    configs = sorted(PACKAGED_CONFIGS.glob("*.yaml"))
     assert {p.name for p in configs} >= {"demo.yaml", "unet3d.yaml", "vnet.yaml"}
     for path in configs:
         assert isinstance(load_config(path), RunConfig)

@@ -16,6 +16,9 @@ from brats3d.data.layouts import Case, discover, strip_nifti_suffix
 from brats3d.errors import BratsInputError
 from brats3d.evaluation.metrics import METRICS, STRUCTURES, score_case
 from brats3d.files import atomic_path
+from brats3d.inference.predict import PredictOptions, Predictor
+from brats3d.models.device import autocast
+from brats3d.transforms import build_train_transforms
 
 
 @dataclass
@@ -109,7 +112,7 @@ def evaluate_folder(
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path,
+    checkpoint: str | Path | list[str | Path],
     data_dir: str | Path,
     out_dir: str | Path,
     options=None,
@@ -117,10 +120,9 @@ def evaluate_checkpoint(
     case_ids: list[str] | None = None,
     with_hd95: bool = True,
 ) -> Evaluation:
-    """Predict every labelled case (or ``case_ids``) into ``out_dir/predictions``, then score; optionally also
-    score the model on tumour-biased patches, as the seed course does, to compare with whole-scan numbers."""
-    from brats3d.inference.predict import PredictOptions, Predictor
-
+    """Predict every labelled case (or ``case_ids``) with one checkpoint or the ensemble of several into
+    ``out_dir/predictions``, then score; optionally also score the model on tumour-biased training-style patches,
+    to compare with whole-scan numbers."""
     options = options or PredictOptions(pictures=False)
     predictor = Predictor(checkpoint, options)
     refs = discover(data_dir).labelled()
@@ -139,30 +141,22 @@ def evaluate_checkpoint(
     return evaluation
 
 
-def patch_level_scores(predictor, cases: list[Case], patches_per_case: int, seed: int = 0) -> dict:
-    """Mean metrics over tumour-biased patches drawn as in training, the network applied to each patch alone."""
-    from brats3d.inference.sliding_window import autocast, logits_to_probabilities, probabilities_to_labels
-    from brats3d.transforms import build_train_transforms
-
-    cfg = predictor.config
-    chain = build_train_transforms(
-        patch_size=cfg.data.patch_size,
-        min_tumour_fraction=cfg.data.min_tumour_fraction,
-        unbiased_fraction=0.0,
-        class_balance=cfg.data.class_balance,
-        samples_per_case=patches_per_case,
-        target="classes",
-        per_slice_norm=cfg.data.normalisation == "slice",
-        augment=False,
+def patch_level_scores(predictor: Predictor, cases: list[Case], patches_per_case: int, seed: int = 0) -> dict:
+    """Mean metrics over tumour-biased patches drawn as in training, the network(s) applied to each patch alone."""
+    arguments = predictor.config.train_transform_arguments(
+        unbiased_fraction=0.0, samples_per_case=patches_per_case, target="classes", augment=False
     )
+    chain = build_train_transforms(**arguments)
     chain.set_random_state(seed)
     rows = []
     for case in cases:
         for patch in chain(case.to_dict()):
-            with torch.no_grad(), autocast(predictor.device, predictor.options.amp):
-                logits = predictor.model(patch["image"][None].to(predictor.device)).float()
-            probs = logits_to_probabilities(logits[0], predictor.target).cpu()
-            pred = probabilities_to_labels(probs, predictor.target, predictor.options.threshold)
+            probs = 0
+            for model in predictor.models:
+                with torch.no_grad(), autocast(predictor.device, predictor.options.amp):
+                    logits = model(patch["image"][None].to(predictor.device)).float()
+                probs = probs + predictor.target.probabilities(logits[0]).cpu()
+            pred = predictor.target.labels(probs / len(predictor.models), predictor.rules.thresholds)
             rows.append(score_case(pred, patch["label"][0].numpy().astype(np.uint8), with_hd95=False))
     return {
         s: {m: float(np.mean([r[s][m] for r in rows])) for m in ("dice", "sensitivity", "specificity")}

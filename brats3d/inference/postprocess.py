@@ -1,9 +1,58 @@
-"""Post-processing of predicted label maps."""
+"""Post-processing of predicted label maps, and the rules a run chose for it from out-of-fold predictions.
+
+The rules (``PostProcessing``) are written by ``brats3d postprocess`` into a run folder as ``postprocessing.json``
+and applied by ``brats3d predict`` by default: per-region probability thresholds, removal of small tumour
+components, and the BraTS winners' rule that a scan with less predicted enhancing tumour than a minimum volume has
+none (those voxels become necrotic / non-enhancing core), because a few enhancing voxels are far more often a false
+positive than a real, tiny enhancing tumour.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
 import numpy as np
 from scipy import ndimage
+
+from brats3d.data.labels import ENHANCING, NON_ENHANCING
+from brats3d.errors import BratsInputError
+from brats3d.files import atomic_path
+
+RULES_FILE = "postprocessing.json"
+
+
+@dataclass
+class PostProcessing:
+    """Rules applied to probabilities and labels; the defaults change nothing beyond a 0.5 threshold."""
+
+    thresholds: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])  # WT, TC, ET (regions target)
+    min_component: int = 0  # voxels; tumour components (26-connected) below this are removed
+    min_enhancing: int = 0  # voxels; less predicted ET than this in a scan is relabelled as non-enhancing core
+
+    def apply(self, labels: np.ndarray) -> np.ndarray:
+        """The label-level rules (components, then enhancing volume) on canonical labels."""
+        return relabel_small_enhancing(remove_small_components(labels, self.min_component), self.min_enhancing)
+
+    def save(self, path: str | Path, evidence: dict | None = None) -> Path:
+        """Write the rules (and the numbers that chose them) as JSON."""
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"rules": asdict(self), "evidence": evidence or {}}, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> PostProcessing:
+        path = Path(path)
+        try:
+            rules = json.loads(path.read_text())["rules"]
+            thresholds = [float(t) for t in rules["thresholds"]]
+            if len(thresholds) != 3 or not all(0 < t < 1 for t in thresholds):
+                raise ValueError("thresholds must be three numbers between 0 and 1")
+            return cls(thresholds, int(rules["min_component"]), int(rules["min_enhancing"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BratsInputError(path, f"not valid post-processing rules ({exc})") from exc
 
 
 def remove_small_components(labels: np.ndarray, min_voxels: int) -> np.ndarray:
@@ -22,6 +71,17 @@ def remove_small_components(labels: np.ndarray, min_voxels: int) -> np.ndarray:
     small[0] = False
     out = labels.copy()
     out[small[components]] = 0
+    return out
+
+
+def relabel_small_enhancing(labels: np.ndarray, min_voxels: int) -> np.ndarray:
+    """When the whole scan holds fewer than ``min_voxels`` enhancing voxels, make them non-enhancing core."""
+    enhancing = labels == ENHANCING
+    count = int(np.count_nonzero(enhancing))
+    if count == 0 or count >= min_voxels:
+        return labels
+    out = labels.copy()
+    out[enhancing] = NON_ENHANCING
     return out
 
 

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import torch
-from monai.transforms.utils import generate_spatial_bounding_box
+import torch.nn as nn
 
-from brats3d.data.io import LoadedCase, load_case, write_label_map
+from brats3d.config import config_from_dict
+from brats3d.data.io import LoadedCase, write_label_map
 from brats3d.data.labels import REGION_NAMES, REGION_SHORT, LabelConvention, labels_to_regions
 from brats3d.data.layouts import MODALITIES, Case, Layout, discover
+from brats3d.data.targets import Target, get_target
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
-from brats3d.inference.postprocess import remove_small_components, restrict_to_brain
-from brats3d.inference.sliding_window import probabilities_to_labels, select_device, sliding_window_predict
-from brats3d.training.checkpoint import load_checkpoint, model_from_checkpoint
-from brats3d.transforms.intensity import brain_normalisation
-from brats3d.transforms.pipeline import BRAIN_CROP_MARGIN, is_brain
+from brats3d.inference.postprocess import RULES_FILE, PostProcessing, restrict_to_brain
+from brats3d.inference.sliding_window import sliding_window_predict
+from brats3d.models.checkpoint import load_checkpoint, model_from_checkpoint
+from brats3d.models.device import select_device
+from brats3d.transforms import build_val_transforms
 
 
 @dataclass
@@ -28,8 +31,11 @@ class PredictOptions:
     overlap: float = 0.5
     sw_batch_size: int = 4
     tta: bool = False
-    threshold: float = 0.5
-    min_component: int = 0  # voxels; 0 keeps every component
+    # None: the run's post-processing rules (postprocessing.json beside the checkpoint or in its parent folder),
+    # else the neutral defaults (threshold 0.5, nothing removed); a value given here overrides the rule.
+    threshold: float | None = None
+    min_component: int | None = None  # voxels
+    min_enhancing: int | None = None  # voxels
     device: str = "auto"
     amp: str = "auto"
     save_probabilities: bool = False
@@ -52,6 +58,76 @@ class Prediction:
         voxel_cm3 = float(np.prod(self.loaded.spacing)) / 1000.0
         regions = labels_to_regions(self.labels_ras)
         return {name: float(regions[i].sum()) * voxel_cm3 for i, name in enumerate(REGION_NAMES)}
+
+
+# What must agree between the checkpoints of an ensemble: averaging probabilities of networks that see other
+# inputs or predict other channels would be meaningless.
+ENSEMBLE_KEYS = ("network", "network_kwargs", "target", "patch_size", "normalisation", "modalities")
+
+
+def load_ensemble(checkpoints: Sequence[str | Path], device: torch.device) -> tuple[list[nn.Module], dict]:
+    """Networks of one or more checkpoints (e.g. the fold models of a cross-validation), in eval mode on
+    ``device``, and the first one's payload; a checkpoint that differs in network or inputs is refused."""
+    if not checkpoints:
+        raise BratsInputError(None, "no checkpoint given")
+    models, first = [], None
+    for path in checkpoints:
+        payload = load_checkpoint(path)
+        if first is None:
+            first = payload
+        different = [k for k in ENSEMBLE_KEYS if payload[k] != first[k]]
+        if different:
+            raise BratsInputError(
+                path,
+                f"cannot ensemble with {checkpoints[0]}: {', '.join(different)} differ ({different[0]} "
+                f"{payload[different[0]]!r} vs {first[different[0]]!r})",
+            )
+        model, _ = model_from_checkpoint(payload)
+        models.append(model.to(device).eval())
+        payload.pop("model")
+    return models, first
+
+
+def find_rules(checkpoint: str | Path) -> Path | None:
+    """The post-processing rules of a checkpoint's run: beside it, or one folder up (a cross-validation run)."""
+    folder = Path(checkpoint).resolve().parent
+    for candidate in (folder / RULES_FILE, folder.parent / RULES_FILE):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def ensemble_probabilities(
+    models: Sequence[nn.Module],
+    image: torch.Tensor,
+    target: str,
+    patch_size: Sequence[int],
+    options: PredictOptions,
+    device: torch.device,
+) -> torch.Tensor:
+    """Mean of the models' sliding-window probabilities (C, X, Y, Z) for one preprocessed scan."""
+    total = None
+    for model in models:
+        probs = sliding_window_predict(
+            model, image, patch_size, target, options.overlap, options.sw_batch_size, device, options.amp, options.tta
+        )
+        total = probs if total is None else total + probs
+    return total / len(models)
+
+
+def segment_cropped(
+    models: Sequence[nn.Module],
+    image: torch.Tensor,
+    target: Target,
+    patch_size: Sequence[int],
+    options: PredictOptions,
+    device: torch.device,
+    thresholds: float | Sequence[float] = 0.5,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Probabilities and canonical labels for a scan preprocessed by the validation chain (cropped to the brain,
+    normalised), labels restricted to brain voxels. Validation and ``brats3d predict`` both call this."""
+    probs = ensemble_probabilities(models, image.float(), target.name, patch_size, options, device)
+    return probs, restrict_to_brain(target.labels(probs, thresholds), image.numpy())
 
 
 def resolve_inputs(
@@ -90,44 +166,53 @@ def resolve_inputs(
 
 
 class Predictor:
-    """A loaded checkpoint plus the inference settings; ``predict`` runs one case."""
+    """Loaded checkpoint(s) plus the inference settings; ``predict`` runs one case through the validation chain."""
 
-    def __init__(self, checkpoint: str | Path, options: PredictOptions | None = None) -> None:
+    def __init__(self, checkpoint: str | Path | Sequence[str | Path], options: PredictOptions | None = None) -> None:
         self.options = options or PredictOptions()
-        payload = load_checkpoint(checkpoint)
-        self.model, self.config = model_from_checkpoint(payload)
-        self.target = payload["target"]
-        self.patch_size = payload["patch_size"]
-        self.normalise = brain_normalisation("image", per_slice=payload["normalisation"] == "slice")
+        checkpoints = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
         self.device = select_device(self.options.device)
-        self.model.to(self.device).eval()
+        self.models, payload = load_ensemble(checkpoints, self.device)
+        self.config = config_from_dict(payload["config"])
+        self.target = get_target(payload["target"])
+        self.patch_size = payload["patch_size"]
+        self.rules = self._rules(checkpoints[0])
+        self.chain = build_val_transforms(
+            per_slice_norm=payload["normalisation"] == "slice",
+            reader=self.config.data.reader,
+            with_label=False,
+            keep_source=True,
+        )
+
+    def _rules(self, checkpoint: str | Path) -> PostProcessing:
+        """The run's post-processing rules, with any value given in the options taking precedence."""
+        path = find_rules(checkpoint)
+        rules = PostProcessing.load(path) if path else PostProcessing()
+        o = self.options
+        if o.threshold is not None:
+            rules.thresholds = [o.threshold] * 3
+        if o.min_component is not None:
+            rules.min_component = o.min_component
+        if o.min_enhancing is not None:
+            rules.min_enhancing = o.min_enhancing
+        return rules
 
     def predict(self, case: Case) -> Prediction:
         o = self.options
         t0 = time.perf_counter()
-        loaded = load_case(case, with_label=False, ras=True)
-        start, end = generate_spatial_bounding_box(
-            loaded.image, select_fn=is_brain, margin=BRAIN_CROP_MARGIN, allow_smaller=True
-        )
+        item = self.chain(case.to_dict())
+        start, end = item["foreground_start_coord"], item["foreground_end_coord"]
         if any(e <= s for s, e in zip(start, end)):
             raise BratsInputError(case.images[0], "image is empty (every voxel is zero)")
-        box = tuple(slice(s, e) for s, e in zip(start, end))
-        image = torch.as_tensor(self.normalise({"image": loaded.image[(slice(None), *box)]})["image"])
+        box = tuple(slice(int(s), int(e)) for s, e in zip(start, end))
+        loaded: LoadedCase = item["source"]
         t1 = time.perf_counter()
-        probs = sliding_window_predict(
-            self.model,
-            image.float(),
-            self.patch_size,
-            self.target,
-            o.overlap,
-            o.sw_batch_size,
-            self.device,
-            o.amp,
-            o.tta,
+        probs, cropped = segment_cropped(
+            self.models, item["image"], self.target, self.patch_size, o, self.device, self.rules.thresholds
         )
         labels = np.zeros(loaded.image.shape[1:], np.uint8)
-        labels[box] = probabilities_to_labels(probs, self.target, o.threshold)
-        labels = remove_small_components(restrict_to_brain(labels, loaded.image), o.min_component)
+        labels[box] = cropped
+        labels = self.rules.apply(labels)
         full_probs = None
         if o.save_probabilities:
             full_probs = torch.zeros((probs.shape[0], *loaded.image.shape[1:]), dtype=torch.float16)

@@ -1,7 +1,6 @@
 """Build a MONAI network by name, with the patch-size rules each one needs checked up front.
 
-All networks take the four MRI channels and output either three region logits (WT/TC/ET, sigmoid) or four class
-logits (background + 3 classes, softmax).
+All networks take the four MRI channels and output one logit per channel of their ``Target`` (data/targets.py).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import torch.nn as nn
 from monai.networks.nets import UNETR, AttentionUnet, SegResNet, SwinUNETR, UNet, VNet
 
 from brats3d.data.layouts import MODALITIES
+from brats3d.data.targets import get_target
 from brats3d.errors import BratsInputError
 
 
@@ -64,24 +64,25 @@ NETWORKS: dict[str, NetworkSpec] = {
 }
 
 
-def output_channels(target: str) -> int:
-    """3 region channels (WT/TC/ET) or 4 class channels (background + ED/NET/ET)."""
-    return {"regions": 3, "classes": 4}[target]
+def check_network(name: str, patch_size: Sequence[int]) -> str | None:
+    """What is wrong with network ``name`` for ``patch_size`` (unknown name, indivisible patch), or None."""
+    if name not in NETWORKS:
+        return f"unknown network {name!r} (model.network); choose one of {', '.join(NETWORKS)}"
+    divisor = NETWORKS[name].divisor
+    if any(p % divisor for p in patch_size):
+        return f"{name} needs every patch dimension divisible by {divisor}; patch {list(patch_size)} is not"
+    return None
 
 
 def build_network(
     name: str, patch_size: Sequence[int], target: str = "regions", kwargs: dict[str, Any] | None = None
 ) -> nn.Module:
     """The named network for 4-channel input; a patch size it cannot take is a clear error."""
-    if name not in NETWORKS:
-        raise BratsInputError(None, f"unknown network {name!r}; choose one of {', '.join(NETWORKS)}")
-    spec = NETWORKS[name]
-    bad = [p for p in patch_size if p % spec.divisor]
-    if bad:
-        raise BratsInputError(
-            None, f"{name} needs every patch dimension divisible by {spec.divisor}; patch {list(patch_size)} is not"
-        )
+    problem = check_network(name, patch_size)
+    if problem:
+        raise BratsInputError(None, problem)
     try:
-        return spec.build(len(MODALITIES), output_channels(target), patch_size, dict(kwargs or {}))
+        model = NETWORKS[name].build(len(MODALITIES), get_target(target).out_channels, patch_size, dict(kwargs or {}))
     except TypeError as exc:
         raise BratsInputError(None, f"model.kwargs do not fit {name}: {exc}") from exc
+    return model

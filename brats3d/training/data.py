@@ -15,24 +15,44 @@ from brats3d.config import RunConfig
 from brats3d.data.layouts import Case
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
+from brats3d.models.device import available_cores
 from brats3d.transforms import build_train_transforms, build_val_transforms
 
 
-def split_cases(cases: list[Case], config: RunConfig) -> tuple[list[Case], list[Case]]:
-    """Split by case (never by patch): explicit ``val_cases`` or a seeded random ``val_fraction``."""
-    by_id = {c.case_id: c for c in cases}
-    if config.data.val_cases:
-        unknown = [i for i in config.data.val_cases if i not in by_id]
+def fold_assignment(case_ids: list[str], folds: int, seed: int = 0) -> list[list[str]]:
+    """Split case ids into ``folds`` disjoint folds that together hold every case once (sizes differ by at most
+    one). Depends only on the set of ids and the seed, so every fold's run derives the same split."""
+    if len(case_ids) < folds:
+        raise BratsInputError(
+            None, f"{folds}-fold cross-validation needs at least {folds} cases, found {len(case_ids)}"
+        )
+    ids = sorted(case_ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    return [sorted(ids[i] for i in order[k::folds]) for k in range(folds)]
+
+
+def _validation_ids(ids: list[str], config: RunConfig) -> set[str]:
+    d = config.data
+    if d.folds:
+        return set(fold_assignment(ids, d.folds, config.seed)[d.fold])
+    if d.val_cases:
+        unknown = [i for i in d.val_cases if i not in ids]
         if unknown:
             raise BratsInputError(None, f"data.val_cases names unknown cases: {', '.join(unknown)}")
-        val_ids = set(config.data.val_cases)
-    else:
-        if len(cases) < 2:
-            raise BratsInputError(None, f"need at least 2 labelled cases to train and validate, found {len(cases)}")
-        ids = sorted(by_id)
-        order = np.random.default_rng(config.seed).permutation(len(ids))
-        n_val = min(len(ids) - 1, max(1, round(len(ids) * config.data.val_fraction)))
-        val_ids = {ids[i] for i in order[:n_val]}
+        return set(d.val_cases)
+    if d.val_fraction == 0:
+        return set()
+    if len(ids) < 2:
+        raise BratsInputError(None, f"need at least 2 labelled cases to train and validate, found {len(ids)}")
+    order = np.random.default_rng(config.seed).permutation(len(ids))
+    n_val = min(len(ids) - 1, max(1, round(len(ids) * d.val_fraction)))
+    return {ids[i] for i in order[:n_val]}
+
+
+def split_cases(cases: list[Case], config: RunConfig) -> tuple[list[Case], list[Case]]:
+    """Split by case (never by patch): one fold of ``data.folds``, explicit ``val_cases``, a seeded random
+    ``val_fraction``, or no validation at all (``val_fraction: 0``)."""
+    val_ids = _validation_ids(sorted(c.case_id for c in cases), config)
     train = [c for c in cases if c.case_id not in val_ids]
     val = [c for c in cases if c.case_id in val_ids]
     if not train:
@@ -40,8 +60,12 @@ def split_cases(cases: list[Case], config: RunConfig) -> tuple[list[Case], list[
     return train, val
 
 
-def write_split(path: Path, train: list[Case], val: list[Case]) -> None:
-    payload = {"train": [c.case_id for c in train], "validation": [c.case_id for c in val]}
+def write_split(path: Path, train: list[Case], val: list[Case], config: RunConfig | None = None) -> None:
+    """``split.json``: the run's training and validation cases, and with folds every fold and which one this is."""
+    payload: dict = {"train": [c.case_id for c in train], "validation": [c.case_id for c in val]}
+    if config is not None and config.data.folds:
+        ids = [c.case_id for c in (*train, *val)]
+        payload |= {"fold": config.data.fold, "folds": fold_assignment(ids, config.data.folds, config.seed)}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2))
 
@@ -54,22 +78,6 @@ def read_split(path: Path, cases: list[Case]) -> tuple[list[Case], list[Case]]:
     if missing:
         raise BratsInputError(path, f"cases of the saved split are missing from the data: {', '.join(missing[:5])}")
     return [by_id[i] for i in saved["train"]], [by_id[i] for i in saved["validation"]]
-
-
-def train_transforms(config: RunConfig) -> Compose:
-    d = config.data
-    return build_train_transforms(
-        patch_size=d.patch_size,
-        min_tumour_fraction=d.min_tumour_fraction,
-        unbiased_fraction=d.unbiased_fraction,
-        class_balance=d.class_balance,
-        samples_per_case=d.patches_per_case,
-        target=config.model.target,
-        per_slice_norm=d.normalisation == "slice",
-        reader=d.reader,
-        augment=d.augment,
-        noise_std=d.noise_std,
-    )
 
 
 def _dataset(items: list[dict], transform: Compose, config: RunConfig, cache_dir: Path) -> Dataset:
@@ -89,7 +97,7 @@ def build_datasets(
     train: list[Case], val: list[Case], config: RunConfig, cache_dir: Path, rank: int = 0, world: int = 1
 ) -> tuple[Dataset, Dataset, Compose]:
     """Datasets over this rank's share of the cases; returns (train, validation, train transform)."""
-    transform = train_transforms(config)
+    transform = build_train_transforms(**config.train_transform_arguments())
     val_transform = build_val_transforms(config.data.normalisation == "slice", config.data.reader)
     train_items = [c.to_dict() for c in train[rank::world]]
     val_items = [c.to_dict() for c in val[rank::world]]
@@ -108,14 +116,27 @@ def steps_per_epoch(config: RunConfig, n_train: int, world: int) -> int:
     return max(1, math.ceil(n_train / (world * cases_per_step)))
 
 
-def train_loader(dataset: Dataset, config: RunConfig, epoch_seed: int) -> DataLoader:
+def loader_workers(config: RunConfig) -> int:
+    """``data.num_workers``, or when unset: none on up to 4 cores, else a quarter of the cores (at most 8).
+
+    The cached pipeline delivers patches far faster than a CPU trains on them, so workers only pay off where spare
+    cores exist; on 2 cores two workers plus the training threads oversubscribe them (measured by the team:
+    4.3 patches/s with 2 workers against 6.7 with none).
+    """
+    if config.data.num_workers is not None:
+        return config.data.num_workers
+    cores = available_cores()
+    return 0 if cores <= 4 else min(8, cores // 4)
+
+
+def train_loader(dataset: Dataset, config: RunConfig, epoch_seed: int, workers: int) -> DataLoader:
     """A loader whose shuffling and worker seeds depend only on the epoch, so a resumed epoch replays exactly."""
     generator = torch.Generator().manual_seed(epoch_seed)
     return DataLoader(
         dataset,
         batch_size=config.train.batch_size // config.data.patches_per_case,
         shuffle=True,
-        num_workers=config.data.num_workers,
+        num_workers=workers,
         generator=generator,
         pin_memory=torch.cuda.is_available(),
         drop_last=False,

@@ -1,4 +1,10 @@
-"""``brats3d train``: patch training with soft Dice, AMP on CUDA, whole-scan validation, exact resume, DDP."""
+"""``brats3d train``: patch training, whole-scan validation, exact resume, DDP, in named steps.
+
+``Trainer`` follows nnU-Net's shape: ``setup`` builds the network, loss and optimiser before any data is read (so a
+bad configuration fails in seconds, not after minutes of caching), ``load_data`` caches the cases, ``train_step``
+is one optimiser update, ``train_epoch`` a fixed number of them, ``validate`` scores whole scans, ``save_state``
+writes the checkpoints and ``run`` loops until the epoch limit, the time budget or early stopping.
+"""
 
 from __future__ import annotations
 
@@ -19,22 +25,25 @@ from tqdm import tqdm
 from brats3d.config import RunConfig, load_config
 from brats3d.data.labels import CLASS_NAMES, REGION_NAMES, REGION_SHORT
 from brats3d.data.layouts import discover
+from brats3d.data.targets import get_target
 from brats3d.errors import BratsInputError
 from brats3d.evaluation.metrics import score_case
 from brats3d.files import atomic_path
-from brats3d.inference.postprocess import restrict_to_brain
-from brats3d.inference.sliding_window import (
-    amp_dtype,
-    autocast,
-    probabilities_to_labels,
-    select_device,
-    sliding_window_predict,
-)
+from brats3d.inference.predict import PredictOptions, segment_cropped
 from brats3d.models import build_network
+from brats3d.models.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from brats3d.models.device import amp_dtype, autocast, available_cores, needs_grad_scaler, select_device
+from brats3d.models.losses import build_loss
 from brats3d.training import distributed as dist
-from brats3d.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from brats3d.training.data import build_datasets, read_split, split_cases, steps_per_epoch, train_loader, write_split
-from brats3d.training.losses import build_loss
+from brats3d.training.data import (
+    build_datasets,
+    loader_workers,
+    read_split,
+    split_cases,
+    steps_per_epoch,
+    train_loader,
+    write_split,
+)
 
 DICE_KEYS = [f"dice_{n}" for n in (*REGION_NAMES, *CLASS_NAMES)]
 CSV_COLUMNS = ["epoch", "train_loss", "lr", "patches_per_s", "data_wait_share", *DICE_KEYS, "mean_dice", "seconds"]
@@ -92,24 +101,21 @@ def _cycle(loader):
         yield from loader
 
 
+def validation_labels(model: nn.Module, item: dict, config: RunConfig, device: torch.device) -> np.ndarray:
+    """Canonical labels for one whole validation scan (cropped grid), by the code ``brats3d predict`` runs."""
+    v = config.validation
+    options = PredictOptions(overlap=v.overlap, sw_batch_size=v.sw_batch_size, amp=config.train.amp)
+    target = get_target(config.model.target)
+    _, labels = segment_cropped([model], item["image"], target, config.data.patch_size, options, device, v.threshold)
+    return labels
+
+
 def validate(model: nn.Module, dataset, config: RunConfig, device: torch.device) -> dict[str, float]:
     """Mean Dice per region and class over this rank's whole validation scans, reduced across ranks."""
     model.eval()
     rows = []
     for item in dataset:
-        probs = sliding_window_predict(
-            model,
-            item["image"],
-            config.data.patch_size,
-            config.model.target,
-            config.validation.overlap,
-            config.validation.sw_batch_size,
-            device,
-            config.train.amp,
-        )
-        pred = restrict_to_brain(
-            probabilities_to_labels(probs, config.model.target, config.validation.threshold), item["image"].numpy()
-        )
+        pred = validation_labels(model, item, config, device)
         ref = item["label"][0].numpy().astype(np.uint8)
         scores = score_case(pred, ref, item["spacing"], with_hd95=False)
         rows.append({f"dice_{k}": v["dice"] for k, v in scores.items()})
@@ -142,6 +148,199 @@ def _summary_line(row: dict, epochs: int, improved: bool) -> str:
     return text + f"  {row['seconds']:.0f}s"
 
 
+class Trainer:
+    """One training run in ``run_dir``; only rank 0 of a torchrun job writes or prints."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, resume: bool, log: Callable[[str], None] = print) -> None:
+        self.config, self.run_dir, self.resume, self.log = config, Path(run_dir), resume, log
+        self.epoch, self.best, self.stale, self.seconds = 0, -1.0, 0, 0.0
+        self.history: list[dict] = []
+        self.last_saved = -math.inf
+
+    # -- set-up: network, loss and optimiser first, then the data ---------------------------------------------
+    def setup(self) -> None:
+        """Device, network, loss and optimiser (and the saved state on resume), before any data is read."""
+        c = self.config
+        device = select_device(c.train.device)
+        self.device = dist.init_from_env(device.type) or device
+        self.rank, self.world = dist.rank(), dist.world_size()
+        self.workers = loader_workers(c)
+        torch.set_num_threads(c.train.threads or max(1, available_cores() // self.world - self.workers))
+        set_determinism(seed=c.seed + self.rank)
+        self.model = build_network(c.model.network, c.data.patch_size, c.model.target, c.model.kwargs).to(self.device)
+        self.loss_fn = build_loss(c.loss.name, c.model.target, c.loss.smooth)
+        self.optimizer = build_optimizer(self.model, c)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(self.device, c.train.amp))
+        if self.resume:
+            self._restore()
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.model, device_ids=ids)
+
+    def _restore(self) -> None:
+        state = load_checkpoint(self.run_dir / "last.pt", map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.best, self.history = state["epoch"], state["best_mean_dice"], state["history"]
+        self.stale = state["stale"]
+        self.seconds = state["train_seconds"]  # the time budget counts the time spent before the interruption
+        set_rng_state(state["rng"])
+        self.last_saved = time.perf_counter()
+        self.log(f"resuming {self.run_dir} after epoch {self.epoch} (best mean Dice {self.best:.4f})")
+
+    def load_data(self) -> None:
+        """Index the dataset, split it (or read the saved split), and cache this rank's cases."""
+        c = self.config
+        index = discover(c.data.root, c.data.layout).require_clean()
+        self.convention = index.layout.convention.value
+        cases = index.labelled()
+        split_path = self.run_dir / "split.json"
+        self.train_cases, self.val_cases = read_split(split_path, cases) if self.resume else split_cases(cases, c)
+        if dist.is_main() and not self.resume:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            c.save(self.run_dir / "config.yaml")
+            write_split(split_path, self.train_cases, self.val_cases, c)
+        cache_dir = Path(c.data.cache_dir or self.run_dir / "cache")
+        self.train_ds, self.val_ds, self.train_transform = build_datasets(
+            self.train_cases, self.val_cases, c, cache_dir, self.rank, self.world
+        )
+        self.steps = steps_per_epoch(c, len(self.train_cases), self.world)
+
+    # -- one step, one epoch ----------------------------------------------------------------------------------
+    def train_step(self, batch: dict) -> float:
+        """One optimiser update on ``batch``; returns the loss."""
+        image = batch["image"].to(self.device, non_blocking=True)
+        target = batch["label"].to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.config.train.amp):
+            logits = self.model(image)
+        loss = self.loss_fn(logits.float(), target)  # the loss in fp32: sums over 400k voxels lose bits in bf16
+        self.scaler.scale(loss).backward()
+        if self.config.train.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
+
+    def train_epoch(self) -> dict:
+        """``steps`` updates with this epoch's seeds (so a resumed epoch replays exactly); returns its row."""
+        c = self.config
+        lr = set_learning_rate(self.optimizer, c, self.epoch, budget_share(c, self.seconds))
+        epoch_seed = c.seed * 100_003 + self.epoch * 1_009 + self.rank
+        self.train_transform.set_random_state(seed=epoch_seed % (2**31))
+        self.model.train()
+        batches = _cycle(train_loader(self.train_ds, c, epoch_seed, self.workers))
+        losses, patches, wait, compute = [], 0, 0.0, 0.0
+        bar = tqdm(
+            total=self.steps, desc=f"epoch {self.epoch + 1}", disable=None if dist.is_main() else True, leave=False
+        )
+        for _ in range(self.steps):
+            t0 = time.perf_counter()
+            batch = next(batches)
+            t1 = time.perf_counter()
+            losses.append(self.train_step(batch))
+            patches += batch["image"].shape[0]
+            wait, compute = wait + t1 - t0, compute + time.perf_counter() - t1
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", patches_s=f"{patches / (wait + compute):.1f}")
+            bar.update()
+        bar.close()
+        busy = max(wait + compute, 1e-9)
+        return {
+            "epoch": self.epoch + 1,
+            "train_loss": dist.mean_across_ranks(float(np.mean(losses)), self.device),
+            "lr": lr,
+            "patches_per_s": dist.mean_across_ranks(patches / busy, self.device) * self.world,
+            "data_wait_share": wait / busy,
+        }
+
+    # -- validation, saving, stopping -------------------------------------------------------------------------
+    def validate_if_due(self, row: dict, last_epoch: bool) -> bool:
+        """Validate every ``validation.every`` epochs and after the last; returns whether the best improved."""
+        if not self.val_cases or not ((self.epoch + 1) % self.config.validation.every == 0 or last_epoch):
+            return False
+        row.update(validate(self.model, self.val_ds, self.config, self.device))
+        if row.get("mean_dice", -1) > self.best:
+            self.best, self.stale = row["mean_dice"], 0
+            return True
+        self.stale += 1
+        return False
+
+    def save_state(self, improved: bool, last_epoch: bool) -> None:
+        """last.pt (at most every ``train.checkpoint_minutes``, always after the last epoch or a validation), and
+        best.pt when validation improved; without validation cases best.pt holds the latest saved weights."""
+        c = self.config
+        due = time.perf_counter() - self.last_saved >= 60 * c.train.checkpoint_minutes
+        if not (due or last_epoch or improved or "mean_dice" in self.history[-1]):
+            return
+        state = {
+            "epoch": self.epoch,
+            "best_mean_dice": self.best,
+            "history": self.history,
+            "stale": self.stale,
+            "train_seconds": self.seconds,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+        }
+        # last.pt first: metrics.csv is rebuilt from the history inside it, so the two never disagree.
+        save_checkpoint(self.run_dir / "last.pt", self.model, c, self.convention, **state)
+        if improved or not self.val_cases:
+            extra = {"epoch": self.epoch, "best_mean_dice": self.best}
+            save_checkpoint(self.run_dir / "best.pt", self.model, c, self.convention, **extra)
+        _write_history(self.run_dir, self.history)
+        self.last_saved = time.perf_counter()
+
+    def run(self) -> TrainResult:
+        """Epochs until the epoch limit, the time budget or early stopping."""
+        c = self.config
+        writer = None
+        if dist.is_main():
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.epoch + 1)
+            _write_history(self.run_dir, self.history)
+            dtype = amp_dtype(self.device, c.train.amp)
+            self.log(
+                f"training {c.model.network} on {len(self.train_cases)} cases, validating on {len(self.val_cases)}; "
+                f"device {self.device}{f' with {dtype} autocast' if dtype else ''}, world size {self.world}, "
+                f"{self.steps} steps/epoch, {self.workers} loader workers, {torch.get_num_threads()} threads"
+            )
+        t_start = time.perf_counter() - self.seconds
+        while self.epoch < c.train.epochs:
+            t_epoch = time.perf_counter()
+            row = self.train_epoch()
+            self.seconds = dist.mean_across_ranks(time.perf_counter() - t_start, self.device)  # same on every rank
+            over_budget = budget_share(c, self.seconds) >= 1.0
+            last_epoch = self.epoch + 1 == c.train.epochs or over_budget
+            improved = self.validate_if_due(row, last_epoch)
+            row["seconds"] = time.perf_counter() - t_epoch
+            self.history.append(row)
+            self.epoch += 1
+            if dist.is_main():
+                self.save_state(improved, last_epoch)
+                for key, value in row.items():
+                    if key != "epoch" and isinstance(value, float):
+                        writer.add_scalar(key, value, self.epoch)
+                writer.flush()
+                self.log(_summary_line(row, c.train.epochs, improved))
+            dist.barrier()
+            if over_budget:
+                if dist.is_main():
+                    self.log(f"time budget of {c.train.max_minutes:g} min reached after epoch {self.epoch}")
+                break
+            if c.train.patience and self.stale >= c.train.patience:
+                if dist.is_main():
+                    self.log(f"early stop: no improvement in {self.stale} validations")
+                break
+        if writer is not None:
+            writer.close()
+        is_main = dist.is_main()
+        dist.shutdown()
+        return TrainResult(self.run_dir, self.epoch, self.best, self.history, is_main)
+
+
 def train(
     config: RunConfig | None = None,
     run_dir: str | Path = "runs/latest",
@@ -165,147 +364,7 @@ def train(
         config.data.root = str(data_dir)
     if not config.data.root:
         raise BratsInputError(None, "no dataset: pass --data DIR or set data.root in the config")
-
-    device = select_device(config.train.device)
-    ddp_device = dist.init_from_env(device.type)
-    device = ddp_device or device
-    rank, world = dist.rank(), dist.world_size()
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    set_determinism(seed=config.seed + rank)
-
-    index = discover(config.data.root, config.data.layout).require_clean()
-    cases = index.labelled()
-    split_path = run_dir / "split.json"
-    train_cases, val_cases = read_split(split_path, cases) if resume else split_cases(cases, config)
-    if dist.is_main() and not resume:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(run_dir / "config.yaml")
-        write_split(split_path, train_cases, val_cases)
-
-    train_ds, val_ds, train_transform = build_datasets(
-        train_cases, val_cases, config, Path(config.data.cache_dir or run_dir / "cache"), rank, world
-    )
-    n_steps = steps_per_epoch(config, len(train_cases), world)
-
-    model = build_network(config.model.network, config.data.patch_size, config.model.target, config.model.kwargs)
-    model.to(device)
-    loss_fn = build_loss(config.loss.name, config.model.target, config.loss.smooth)
-    optimizer = build_optimizer(model, config)
-    use_amp = device.type == "cuda" and config.train.amp != "off"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype(config.train.amp) == torch.float16)
-
-    start_epoch, best, history, stale, seconds = 0, -1.0, [], 0, 0.0
-    if resume:
-        state = load_checkpoint(run_dir / "last.pt", map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, best, history, stale = state["epoch"], state["best_mean_dice"], state["history"], state["stale"]
-        seconds = state["train_seconds"]  # the time budget counts the time spent before the interruption
-        set_rng_state(state["rng"])
-        log(f"resuming {run_dir} after epoch {start_epoch} (best mean Dice {best:.4f})")
-    if world > 1:
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    writer = None
-    if dist.is_main():
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_epoch + 1)
-        _write_history(run_dir, history)
-        log(
-            f"training {config.model.network} on {len(train_cases)} cases, validating on {len(val_cases)}; "
-            f"device {device}{' with AMP' if use_amp else ''}, world size {world}, {n_steps} steps/epoch"
-        )
-
-    convention = index.layout.convention.value
-    t_start = time.perf_counter() - seconds
-    for epoch in range(start_epoch, config.train.epochs):
-        t_epoch = time.perf_counter()
-        lr = set_learning_rate(optimizer, config, epoch, budget_share(config, seconds))
-        epoch_seed = config.seed * 100_003 + epoch * 1_009 + rank
-        train_transform.set_random_state(seed=epoch_seed % (2**31))
-        model.train()
-        losses, patches, wait = [], 0, 0.0
-        bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}", disable=None if dist.is_main() else True, leave=False)
-        batches = _cycle(train_loader(train_ds, config, epoch_seed))
-        t_compute = 0.0
-        for _ in range(n_steps):
-            t0 = time.perf_counter()
-            batch = next(batches)
-            wait += time.perf_counter() - t0
-            t1 = time.perf_counter()
-            image = batch["image"].to(device, non_blocking=True)
-            target = batch["label"].to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(device, config.train.amp):
-                loss = loss_fn(model(image), target)
-            scaler.scale(loss).backward()
-            if config.train.grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(float(loss.detach()))
-            patches += image.shape[0]
-            t_compute += time.perf_counter() - t1
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", patches_s=f"{patches / (wait + t_compute):.1f}")
-            bar.update()
-        bar.close()
-        train_time = wait + t_compute
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": dist.mean_across_ranks(float(np.mean(losses)), device),
-            "lr": lr,
-            "patches_per_s": dist.mean_across_ranks(patches / max(train_time, 1e-9), device) * world,
-            "data_wait_share": wait / max(train_time, 1e-9),
-        }
-        seconds = dist.mean_across_ranks(time.perf_counter() - t_start, device)  # the same on every rank
-        over_budget = budget_share(config, seconds) >= 1.0
-        last_epoch = epoch + 1 == config.train.epochs or over_budget
-        improved = False
-        if (epoch + 1) % config.validation.every == 0 or last_epoch:
-            row.update(validate(model, val_ds, config, device))
-            if row.get("mean_dice", -1) > best:
-                best, stale, improved = row["mean_dice"], 0, True
-            else:
-                stale += 1
-        row["seconds"] = time.perf_counter() - t_epoch
-        history.append(row)
-        if dist.is_main():
-            state = {
-                "epoch": epoch + 1,
-                "best_mean_dice": best,
-                "history": history,
-                "stale": stale,
-                "train_seconds": seconds,
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": rng_state(),
-            }
-            # last.pt first: metrics.csv is rebuilt from the history inside it, so the two never disagree.
-            save_checkpoint(run_dir / "last.pt", model, config, convention, **state)
-            if improved:
-                save_checkpoint(run_dir / "best.pt", model, config, convention, epoch=epoch + 1, best_mean_dice=best)
-            _write_history(run_dir, history)
-            for key, value in row.items():
-                if key != "epoch" and isinstance(value, float):
-                    writer.add_scalar(key, value, epoch + 1)
-            writer.flush()
-            log(_summary_line(row, config.train.epochs, improved))
-        dist.barrier()
-        if over_budget:
-            if dist.is_main():
-                log(f"time budget of {config.train.max_minutes:g} min reached after epoch {epoch + 1}")
-            break
-        if config.train.patience and stale >= config.train.patience:
-            if dist.is_main():
-                log(f"early stop: no improvement in {stale} validations")
-            break
-    if writer is not None:
-        writer.close()
-    done = history[-1]["epoch"] if history else start_epoch
-    is_main = dist.is_main()
-    dist.shutdown()
-    return TrainResult(run_dir, done, best, history, is_main)
+    trainer = Trainer(config, run_dir, resume, log)
+    trainer.setup()
+    trainer.load_data()
+    return trainer.run()

@@ -20,10 +20,11 @@ class LoadCased(MapTransform):
     along for inference and HD95.
     """
 
-    def __init__(self, reader: str = "nibabel", with_label: bool = True) -> None:
+    def __init__(self, reader: str = "nibabel", with_label: bool = True, keep_source: bool = False) -> None:
         super().__init__(keys=("image", "label"), allow_missing_keys=True)
         self.reader = reader
         self.with_label = with_label
+        self.keep_source = keep_source  # prediction: ``source`` holds the whole LoadedCase, to write results back
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
@@ -36,4 +37,6 @@ class LoadCased(MapTransform):
         d["affine"] = loaded.affine
         d["spacing"] = loaded.spacing
         d["spatial_shape"] = loaded.image.shape[1:]
+        if self.keep_source:
+            d["source"] = loaded
         return d

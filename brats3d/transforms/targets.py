@@ -1,4 +1,4 @@
-"""Turn canonical labels into the network's training target."""
+"""Turn canonical labels into the network's training target (as the ``Target`` that owns it says)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import numpy as np
 import torch
 from monai.transforms import MapTransform
 
-from brats3d.data.labels import labels_to_regions
-
-TARGETS = ("regions", "classes")
+from brats3d.data.targets import get_target
 
 
 class LabelToTargetd(MapTransform):
@@ -21,18 +19,15 @@ class LabelToTargetd(MapTransform):
     """
 
     def __init__(self, target: str = "regions", key: str = "label") -> None:
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         super().__init__(keys=key)
-        self.target = target
+        self.target = get_target(target)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
             lab = d[key]
-            lab = lab if isinstance(lab, torch.Tensor) else torch.as_tensor(np.asarray(lab))
+            lab = torch.as_tensor(lab if isinstance(lab, torch.Tensor) else np.asarray(lab))
             if lab.ndim == 4:  # already has a channel axis of one
                 lab = lab[0]
-            lab = torch.as_tensor(lab)
-            d[key] = labels_to_regions(lab) if self.target == "regions" else lab[None].to(torch.int64)
+            d[key] = self.target.training_target(torch.as_tensor(lab))
         return d

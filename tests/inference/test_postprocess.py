@@ -1,7 +1,7 @@
 import numpy as np
 
+from brats3d.data.targets import get_target
 from brats3d.inference.postprocess import remove_small_components
-from brats3d.inference.sliding_window import probabilities_to_labels
 
 
 def test_small_components_are_dropped_with_all_their_labels():
@@ -20,9 +20,9 @@ def test_thresholds_other_than_one_half():
     probs[0] = [0.6, 0.9, 0.97]  # WT
     probs[1] = [0.0, 0.9, 0.97]  # TC
     probs[2] = [0.0, 0.0, 0.96]  # ET
-    assert probabilities_to_labels(probs, threshold=0.5).ravel().tolist() == [1, 2, 3]
-    assert probabilities_to_labels(probs, threshold=0.85).ravel().tolist() == [0, 2, 3]
-    assert probabilities_to_labels(probs, threshold=0.95).ravel().tolist() == [0, 0, 3]
+    assert get_target("regions").labels(probs, threshold=0.5).ravel().tolist() == [1, 2, 3]
+    assert get_target("regions").labels(probs, threshold=0.85).ravel().tolist() == [0, 2, 3]
+    assert get_target("regions").labels(probs, threshold=0.95).ravel().tolist() == [0, 0, 3]
 
 
 def test_labels_outside_the_brain_are_removed():

@@ -11,7 +11,7 @@ from brats3d.data.labels import allowed_values
 from brats3d.data.layouts import Case, Layout, discover
 from brats3d.errors import BratsInputError
 from brats3d.inference.predict import Prediction, PredictOptions, Predictor, resolve_inputs
-from brats3d.training.checkpoint import load_checkpoint
+from brats3d.models.checkpoint import load_checkpoint
 
 
 def _predictor(checkpoint, **kw):

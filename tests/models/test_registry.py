@@ -3,7 +3,7 @@ import torch
 
 from brats3d.errors import BratsInputError
 from brats3d.models import NETWORKS, build_network
-from brats3d.training.losses import build_loss
+from brats3d.models.losses import build_loss
 
 
 @pytest.mark.parametrize("name", ["unet3d", "vnet"])

@@ -18,7 +18,7 @@ from brats3d.config import load_config
 from brats3d.data.synthetic import write_dataset
 from brats3d.errors import BratsInputError
 from brats3d.models import build_network
-from brats3d.training.checkpoint import load_checkpoint, model_from_checkpoint
+from brats3d.models.checkpoint import load_checkpoint, model_from_checkpoint
 from brats3d.training.data import build_datasets, split_cases
 from brats3d.training.trainer import lr_factor, train, validate
 
@@ -148,7 +148,7 @@ def test_torchrun_two_processes_on_cpu(tiny_data, tmp_path):
             "brats3d.cli",
             "train",
             "--config",
-            str(Path(__file__).parents[2] / "configs" / "demo.yaml"),
+            "demo",
             "--data",
             str(tiny_data),
             "--out",

@@ -1,7 +1,15 @@
-"""The one checkpoint format: self-describing (predict needs nothing else) and written atomically."""
+"""The one checkpoint format: self-describing (predict needs nothing else), written atomically, and loaded as data.
+
+A checkpoint from someone else is data, never code: it is read with ``torch.load(weights_only=True)``, which
+refuses any pickled object beyond tensors and plain containers, so a file crafted to run code fails to load instead.
+Everything we store is of those types (RNG states included: numpy's as a plain dict). Checkpoints of the first
+format (``brats3d-checkpoint-v1``) held numpy's RNG state as an array; only the numpy array types are allowed
+on top, so they still load.
+"""
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -15,13 +23,20 @@ from brats3d.config import RunConfig, config_from_dict
 from brats3d.data.layouts import MODALITIES
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
-from brats3d.models import build_network
+from brats3d.models.registry import build_network
 
-FORMAT = "brats3d-checkpoint-v1"
+FORMAT = "brats3d-checkpoint-v2"
+READABLE_FORMATS = ("brats3d-checkpoint-v1", FORMAT)
+# numpy arrays inside v1 checkpoints (the RNG state); reconstructing an array runs no user code.
+_NUMPY_CORE = getattr(np, "_core", None) or np.core  # numpy 2 renamed the module that pickles name
+_LEGACY_NUMPY = [_NUMPY_CORE.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Python, numpy and torch RNG states in types a weights-only load accepts."""
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"]["key"] = torch.from_numpy(numpy_state["state"]["key"].astype(np.int64))
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -29,7 +44,11 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    if isinstance(numpy_state, dict):
+        numpy_state = {**numpy_state, "state": dict(numpy_state["state"])}
+        numpy_state["state"]["key"] = np.asarray(numpy_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -63,19 +82,35 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: RunConfig, label
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint as data (weights-only unpickling); anything else is a one-line BratsInputError."""
     path = Path(path)
     if not path.is_file():
         raise BratsInputError(path, "checkpoint not found")
     try:
-        # weights_only=False: our checkpoints hold numpy RNG state and plain dicts; load only files you trust.
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(_LEGACY_NUMPY):
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if "Unsupported global" not in text:  # not a pickle at all (junk, truncated)
+            raise BratsInputError(path, "not a readable checkpoint (not a PyTorch file, or truncated)") from exc
+        name = text.split("Unsupported global:", 1)[1].split()[1] if "Unsupported global:" in text else "?"
+        raise BratsInputError(
+            path,
+            f"refused: the file asks to run or build Python object {name}, which could execute code; brats3d "
+            "checkpoints hold only weights and plain data, so this is not one (nothing from it was run)",
+        ) from exc
     except Exception as exc:
-        raise BratsInputError(path, f"not a readable checkpoint ({str(exc).splitlines()[0][:120]})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise BratsInputError(path, f"not a readable checkpoint ({_first_line(exc)})") from exc
+    if not isinstance(payload, dict) or payload.get("format") not in READABLE_FORMATS:
         raise BratsInputError(path, f"not a brats3d checkpoint (expected format {FORMAT})")
     if list(payload["modalities"]) != list(MODALITIES):
         raise BratsInputError(path, f"checkpoint channel order {payload['modalities']} differs from {list(MODALITIES)}")
     return payload
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:120]
 
 
 def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, RunConfig]:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from brats3d.training.losses import build_loss
+from brats3d.models.losses import build_loss
 
 
 def _logits(p):

@@ -1,0 +1,171 @@
+"""5-fold cross-validation on the ten real BraTS 2018 cases: brats3d's default recipe against the careful MONAI
+recipe (benchmarks/_recipes.py), the same wall-clock budget per fold, every case scored exactly once, out of fold.
+
+Resumable: one unit of work is one recipe on one fold; each finished unit is appended to the JSON at once, and a
+later invocation skips the units already there (a session that stops mid-run loses at most the unit in progress).
+Units run fold by fold, alternating recipes, so that a machine busier at some times than others affects both alike.
+The out-of-fold probabilities of each case are kept under --out (uint8, compressed) so that post-processing can be
+chosen from them afterwards (`brats3d postprocess`), without training again.
+
+Needs ../shared/data/brats18-sample. Run from benchmarks/:
+    python bench_crossval.py --minutes 6                  # everything not yet done
+    python bench_crossval.py --minutes 6 --recipe ours --fold 2
+    python bench_crossval.py --minutes 6 --report         # only print the tables from the JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import REAL_DATA, RESULTS, machine, print_table
+from _recipes import train_recipe
+
+from brats3d.config import load_config
+from brats3d.data.labels import REGION_NAMES, REGION_SHORT
+from brats3d.data.layouts import discover
+from brats3d.evaluation.evaluate import score_files
+from brats3d.files import atomic_path
+from brats3d.inference.predict import PredictOptions, Predictor
+from brats3d.training.data import fold_assignment
+from brats3d.training.trainer import train
+
+RECIPES = ("ours", "monai")
+
+
+def train_unit(recipe: str, fold: int, args, cases, out: Path) -> tuple[Path, dict]:
+    """Train one recipe on the training cases of one fold; returns its checkpoint and training facts."""
+    overrides = [
+        f"train.max_minutes={args.minutes}",
+        "train.epochs=100000",
+        f"data.folds={args.folds}",
+        f"data.fold={fold}",
+        "validation.every=100000",  # the out-of-fold scoring below is the validation; none inside the budget
+        *args.set,
+    ]
+    config = load_config(args.config, overrides)
+    run = out / recipe / f"fold_{fold}"
+    if run.exists():  # an interrupted unit starts over
+        shutil.rmtree(run)
+    if recipe == "ours":
+        t0 = time.perf_counter()
+        result = train(config, run, data_dir=REAL_DATA)
+        facts = {
+            "epochs": result.epochs_done,
+            "train_minutes": round((time.perf_counter() - t0) / 60, 1),
+            "patches_per_s": float(np.mean([r["patches_per_s"] for r in result.history])),
+        }
+        return run / "last.pt", facts  # the final weights (with folds, best.pt is chosen on these very cases)
+    validation = set(fold_assignment([c.case_id for c in cases], args.folds, config.seed)[fold])
+    facts = train_recipe(recipe, [c for c in cases if c.case_id not in validation], config, run)
+    return run / "best.pt", facts
+
+
+def score_unit(checkpoint: Path, val_cases, out: Path) -> list[dict]:
+    """Predict each held-out case, keep its probabilities, and score it as `brats3d evaluate` does."""
+    predictor = Predictor(checkpoint, PredictOptions(pictures=False, save_probabilities=True))
+    rows = []
+    for case in val_cases:
+        prediction = predictor.predict(case)
+        seg = predictor.write(prediction, out / "predictions")[0]
+        probs = np.round(prediction.probabilities_ras.float().numpy() * 255).astype(np.uint8)
+        with atomic_path(out / "probabilities" / f"{case.case_id}.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, probabilities=probs)
+        scores = score_files(seg, case).scores
+        rows.append({"case": case.case_id, "scores": scores})
+        print(f"  {case.case_id}: " + " ".join(f"{REGION_SHORT[n]} {scores[n]['dice']:.3f}" for n in REGION_NAMES))
+    return rows
+
+
+def load_results(path: Path, args) -> dict:
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    key = {"budget_minutes": args.minutes, "folds": args.folds, "set": args.set}
+    if {k: results.get(k) for k in key} != key:
+        results = {**key, "units": {}}
+    return results
+
+
+def save_results(path: Path, results: dict) -> None:
+    results["machine"] = machine()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(results, indent=2))
+
+
+def report(results: dict) -> None:
+    """Mean Dice, median HD95 and volume error per region and recipe over the out-of-fold cases, then per case."""
+    rows, per_case = [], []
+    for recipe in RECIPES:
+        cases = [c for key, unit in results["units"].items() if key.startswith(recipe) for c in unit["cases"]]
+        if not cases:
+            continue
+        row = {"recipe": recipe, "cases": len(cases)}
+        for n in REGION_NAMES:
+            s = [c["scores"][n] for c in cases]
+            row[f"{REGION_SHORT[n]} Dice"] = float(np.mean([x["dice"] for x in s]))
+            row[f"{REGION_SHORT[n]} HD95"] = float(np.median([x["hd95"] for x in s]))
+            row[f"{REGION_SHORT[n]} vol err ml"] = float(
+                np.median([x["pred_volume_ml"] - x["ref_volume_ml"] for x in s])
+            )
+        rows.append(row)
+        for c in cases:
+            et = c["scores"]["enhancing_tumour"]
+            per_case.append(
+                {
+                    "recipe": recipe,
+                    "case": c["case"],
+                    **{REGION_SHORT[n]: round(c["scores"][n]["dice"], 3) for n in REGION_NAMES},
+                    "ET pred ml": round(et["pred_volume_ml"], 1),
+                    "ET true ml": round(et["ref_volume_ml"], 1),
+                }
+            )
+    print(f"\n{results['folds']}-fold cross-validation, {results['budget_minutes']:g} min per fold")
+    print_table(rows, list(rows[0]) if rows else ["recipe"])
+    print()
+    print_table(per_case, list(per_case[0]) if per_case else ["recipe"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=6.0, help="training budget per recipe and fold")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--fold", default="all", help="0..folds-1 or all")
+    parser.add_argument("--recipe", choices=(*RECIPES, "all"), default="all")
+    parser.add_argument("--config", default="unet3d")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for ours")
+    parser.add_argument("--out", default="/tmp/brats3d-crossval", help="run folders, predictions, probabilities")
+    parser.add_argument("--json", default=str(RESULTS / "crossval.json"))
+    parser.add_argument("--report", action="store_true", help="print the tables from the JSON and stop")
+    args = parser.parse_args()
+    path = Path(args.json)
+    results = load_results(path, args)
+    if args.report:
+        report(results)
+        return
+    if not REAL_DATA.is_dir():
+        raise SystemExit(f"{REAL_DATA} not found: this benchmark needs the real sample")
+    cases = discover(REAL_DATA).labelled()
+    folds = range(args.folds) if args.fold == "all" else [int(args.fold)]
+    recipes = RECIPES if args.recipe == "all" else (args.recipe,)
+    assignment = fold_assignment([c.case_id for c in cases], args.folds, load_config(args.config).seed)
+    results["assignment"] = assignment
+    for fold in folds:
+        for recipe in recipes:
+            key = f"{recipe}/fold_{fold}"
+            if key in results["units"]:
+                continue
+            out = Path(args.out) / f"{args.minutes:g}min" / recipe
+            print(f"== {key}: training {args.minutes:g} min")
+            checkpoint, facts = train_unit(recipe, fold, args, cases, out.parent)
+            val_cases = [c for c in cases if c.case_id in assignment[fold]]
+            results["units"][key] = {**facts, "cases": score_unit(checkpoint, val_cases, out)}
+            save_results(path, results)
+    report(results)
+
+
+if __name__ == "__main__":
+    main()

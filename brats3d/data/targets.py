@@ -1,0 +1,63 @@
+"""The one owner of what a network outputs (as nnU-Net's ``LabelManager``): overlapping BraTS regions with a
+sigmoid each, or exclusive classes with a softmax. Everything else asks a ``Target`` instead of testing its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from brats3d.data.labels import CLASS_NAMES, REGION_NAMES, classes_to_labels, labels_to_regions, regions_to_labels
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the network predicts and how its outputs become canonical labels."""
+
+    name: str
+    channel_names: tuple[str, ...]  # one per output channel
+    sigmoid: bool  # True: independent (overlapping) channels; False: softmax over exclusive classes
+    summary: str
+
+    @property
+    def out_channels(self) -> int:
+        return len(self.channel_names)
+
+    def training_target(self, label: torch.Tensor) -> torch.Tensor:
+        """Canonical labels (X, Y, Z) -> (3, X, Y, Z) float regions, or (1, X, Y, Z) int64 class indices."""
+        if self.sigmoid:
+            return labels_to_regions(label)
+        return label[None].to(torch.int64)
+
+    def probabilities(self, logits: torch.Tensor, channel_dim: int = 0) -> torch.Tensor:
+        """Logits -> probabilities: a sigmoid per region channel, or a softmax over the class channels."""
+        return torch.sigmoid(logits) if self.sigmoid else torch.softmax(logits, dim=channel_dim)
+
+    def labels(self, probs: torch.Tensor | np.ndarray, threshold: float | Sequence[float] = 0.5) -> np.ndarray:
+        """Probabilities (C, X, Y, Z) -> canonical labels: nested regions thresholded per channel (ET ⊂ TC ⊂ WT),
+        or the argmax of the classes (``threshold`` unused)."""
+        if not self.sigmoid:
+            return classes_to_labels(probs)
+        probs = probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs)
+        levels = np.broadcast_to(np.asarray(threshold, dtype=np.float32), (self.out_channels,))
+        return regions_to_labels(probs > levels.reshape(-1, *([1] * (probs.ndim - 1))))
+
+    def loss_activation(self) -> dict[str, bool]:
+        """The MONAI loss arguments that apply this target's activation to logits."""
+        return {"sigmoid": True} if self.sigmoid else {"softmax": True, "to_onehot_y": True}
+
+
+TARGETS: dict[str, Target] = {
+    "regions": Target("regions", REGION_NAMES, True, "WT/TC/ET regions, a sigmoid each (BraTS evaluation regions)"),
+    "classes": Target("classes", ("background", *CLASS_NAMES), False, "background + ED/NET/ET, softmax"),
+}
+
+
+def get_target(name: str) -> Target:
+    """The target called ``name``; an unknown name is a ValueError listing the choices."""
+    if name not in TARGETS:
+        raise ValueError(f"target must be one of {tuple(TARGETS)}, got {name!r}")
+    return TARGETS[name]

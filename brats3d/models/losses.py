@@ -1,0 +1,44 @@
+"""Losses by name. The soft Dice is the mission's: 1 - mean_c (2·Σpq + ε) / (Σp² + Σq² + ε), sums over the batch and
+the voxels, mean over the output channels (MONAI ``DiceLoss(squared_pred=True, batch=True)``)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss, TverskyLoss
+
+from brats3d.data.targets import Target, get_target
+
+LOSSES = ("dice", "dice_ce", "dice_focal", "tversky")
+
+
+class DiceBCELoss(nn.Module):
+    """Soft Dice plus binary cross-entropy per region channel (nnU-Net's region loss for BraTS).
+
+    Our own rather than MONAI's ``DiceCELoss``: for more than one channel that one applies a softmax cross-entropy,
+    which treats the nested WT/TC/ET regions as exclusive classes; each region needs its own sigmoid BCE. The BCE
+    term keeps voxels far from any tumour confidently negative, which soft Dice alone does not reward.
+    """
+
+    def __init__(self, smooth: float = 1e-5) -> None:
+        super().__init__()
+        self.dice = DiceLoss(sigmoid=True, squared_pred=True, batch=True, smooth_nr=smooth, smooth_dr=smooth)
+        self.bce = nn.BCEWithLogitsLoss()
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.dice(logits, target) + self.bce(logits, target)
+
+
+def build_loss(name: str = "dice", target: Target | str = "regions", smooth: float = 1e-5) -> nn.Module:
+    """The named loss for ``target``'s activation (sigmoid regions, or softmax classes with integer labels)."""
+    target = get_target(target) if isinstance(target, str) else target
+    common = {"smooth_nr": smooth, "smooth_dr": smooth, "batch": True, **target.loss_activation()}
+    if name == "dice":
+        return DiceLoss(squared_pred=True, **common)
+    if name == "dice_ce":
+        return DiceBCELoss(smooth) if target.sigmoid else DiceCELoss(squared_pred=True, **common)
+    if name == "dice_focal":
+        return DiceFocalLoss(squared_pred=True, **common)
+    if name == "tversky":
+        return TverskyLoss(alpha=0.3, beta=0.7, **common)
+    raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
