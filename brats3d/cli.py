@@ -13,6 +13,7 @@ from brats3d.data.layouts import MODALITIES, Layout
 from brats3d.errors import BratsInputError, find_input_error
 
 LAYOUT_CHOICES = tuple(layout.value for layout in Layout)
+DEFAULT_CHECKPOINT = "runs/latest/best.pt"  # where `brats3d train` writes without --out
 
 
 def _shape(text: str) -> tuple[int, int, int]:
@@ -122,7 +123,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         pictures=not args.no_pictures,
         picture_modality=args.modality,
     )
-    predictor = Predictor(args.checkpoint, options)
+    predictor = Predictor(_existing_checkpoints(args.checkpoint), options)
     for case in tqdm(cases, desc="cases", disable=len(cases) < 2 or None):
         prediction = predictor.predict(case)
         truth = load_truth(args.label, prediction) if args.label else None
@@ -132,6 +133,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _existing_checkpoints(paths: list[str]) -> list[str]:
+    if paths == [DEFAULT_CHECKPOINT] and not Path(DEFAULT_CHECKPOINT).is_file():
+        raise BratsInputError(
+            DEFAULT_CHECKPOINT,
+            "no checkpoint here: train one (`brats3d train --data DIR`, which writes it) or pass --checkpoint PATH",
+        )
+    return paths
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -139,7 +149,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from brats3d.inference.predict import resolve_inputs
     from brats3d.visualize import write_case_pictures
 
-    cases = resolve_inputs([args.case], {}, args.convention)
+    cases = resolve_inputs([args.case], {}, args.label_convention)
     if len(cases) != 1:
         raise BratsInputError(args.case, f"show takes one case, found {len(cases)}; point it at one case folder")
     case = replace(cases[0], label=Path(args.label)) if args.label else cases[0]
@@ -151,25 +161,53 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from brats3d.evaluation.crossval import evaluate_out_of_fold
     from brats3d.evaluation.evaluate import evaluate_checkpoint, evaluate_folder
     from brats3d.evaluation.report import format_table, summary_rows, write_report
 
-    if args.checkpoint:
+    pred_convention = None
+    out = args.out
+    if args.cv:
+        if not args.data:
+            raise BratsInputError(None, "--cv needs --data DATA_DIR (the labelled cases the folds were made from)")
+        out = args.out or str(Path(args.cv) / "out_of_fold")
+        options = _predict_options(args, pictures=False)
+        evaluation = evaluate_out_of_fold(args.cv, args.data, out, options, with_hd95=not args.no_hd95)
+    elif args.checkpoint:
         if not args.data:
             raise BratsInputError(None, "--checkpoint needs --data DATA_DIR (the labelled cases to predict and score)")
         options = _predict_options(args, pictures=False)
+        out = args.out or "evaluation"
         evaluation = evaluate_checkpoint(
-            args.checkpoint, args.data, args.out, options, args.patches, args.cases, with_hd95=not args.no_hd95
+            args.checkpoint, args.data, out, options, args.patches, args.case_ids, with_hd95=not args.no_hd95
         )
-        pred_convention = None
     else:
         if not (args.pred and args.ref):
             raise BratsInputError(None, "give --pred PRED_DIR --ref DATA_DIR, or --checkpoint best.pt --data DATA_DIR")
+        out = args.out or "evaluation"
         evaluation = evaluate_folder(args.pred, args.ref, args.pred_convention, with_hd95=not args.no_hd95)
         pred_convention = args.pred_convention
-    report = write_report(evaluation, args.out, pred_convention)
+    report = write_report(evaluation, out, pred_convention)
     print(format_table(summary_rows(evaluation)))
     print(f"report: {report} (and report.html, per_case.csv, summary.json)")
+    return 0
+
+
+def _cmd_postprocess(args: argparse.Namespace) -> int:
+    from brats3d.data.layouts import discover
+    from brats3d.evaluation.crossval import PROBABILITIES, fold_runs
+    from brats3d.evaluation.postprocessing import choose_postprocessing
+    from brats3d.inference.postprocess import RULES_FILE
+
+    ids = {i for _, fold_ids in fold_runs(args.run) for i in fold_ids}
+    cases = [c for c in discover(args.data).labelled() if c.case_id in ids]
+    oof = Path(args.oof or Path(args.run) / "out_of_fold")
+    rules, evidence = choose_postprocessing(cases, oof / PROBABILITIES)
+    path = rules.save(Path(args.run) / RULES_FILE, evidence)
+    print(
+        f"chosen: thresholds {rules.thresholds}, min component {rules.min_component} voxels, "
+        f"min enhancing {rules.min_enhancing} voxels -> {path} (predict applies them to this run's checkpoints)"
+    )
     return 0
 
 
@@ -231,7 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="segment scans with a trained checkpoint; writes NIfTI, GIFs and a montage")
     p.add_argument("inputs", nargs="*", help="4D Decathlon NIfTI file(s), BraTS case folder(s) or a dataset folder")
-    p.add_argument("--checkpoint", required=True, help="best.pt or last.pt from `brats3d train`")
+    p.add_argument(
+        "--checkpoint",
+        nargs="+",
+        default=[DEFAULT_CHECKPOINT],
+        help="best.pt or last.pt from `brats3d train`; several (e.g. runs/cv/fold_*/last.pt) are ensembled "
+        f"by the mean of their probabilities (default {DEFAULT_CHECKPOINT})",
+    )
     p.add_argument("--out", default="predictions", help="output folder (default predictions)")
     for m in MODALITIES:
         p.add_argument(f"--{m}", help=f"{m} file, when giving the four modalities one by one")
@@ -251,7 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="three-plane GIFs and a montage of one case with its ground-truth labels")
     p.add_argument("case", help="a BraTS case folder or a 4D Decathlon file")
     p.add_argument("--label", help="label map (default: the case's own)")
-    p.add_argument("--convention", choices=LAYOUT_CHOICES, help="label numbering of --label for a 4D file")
+    p.add_argument(
+        "--label-convention", choices=LAYOUT_CHOICES, help="label numbering of --label for a 4D file (default msd)"
+    )
     p.add_argument("--modality", choices=MODALITIES, default="flair", help="modality shown")
     p.add_argument("--out", default="pictures", help="output folder (default pictures)")
     p.set_defaults(func=_cmd_show)
@@ -264,14 +310,32 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LAYOUT_CHOICES,
         help="label numbering of the predictions (default: the reference's own)",
     )
-    p.add_argument("--checkpoint", help="predict with this checkpoint first, then score")
-    p.add_argument("--data", help="with --checkpoint: the labelled dataset to predict and score")
-    p.add_argument("--cases", nargs="+", help="with --checkpoint: only these case ids")
+    p.add_argument(
+        "--checkpoint", nargs="+", help="predict with this checkpoint (several: their ensemble) first, then score"
+    )
+    p.add_argument(
+        "--cv",
+        metavar="RUN_DIR",
+        help="score a cross-validation run out of fold: each case by the fold model that held it out "
+        "(outputs in RUN_DIR/out_of_fold unless --out)",
+    )
+    p.add_argument("--data", help="with --checkpoint or --cv: the labelled dataset to predict and score")
+    p.add_argument("--case-ids", nargs="+", metavar="ID", help="with --checkpoint: only these case ids")
     p.add_argument("--patches", type=int, default=0, help="with --checkpoint: also score N tumour patches per case")
     _add_inference_arguments(p)
     p.add_argument("--no-hd95", action="store_true", help="skip HD95 (faster)")
-    p.add_argument("--out", default="evaluation", help="output folder (default evaluation)")
+    p.add_argument("--out", help="output folder (default evaluation, or RUN_DIR/out_of_fold with --cv)")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "postprocess",
+        help="choose post-processing rules (thresholds, small components, small enhancing volume) from a "
+        "cross-validation run's out-of-fold predictions and save them in the run for predict",
+    )
+    p.add_argument("run", help="cross-validation run folder (brats3d train --folds K --out RUN)")
+    p.add_argument("--data", required=True, help="the labelled dataset the folds were made from")
+    p.add_argument("--oof", help="folder of `brats3d evaluate --cv` (default RUN/out_of_fold)")
+    p.set_defaults(func=_cmd_postprocess)
 
     p = sub.add_parser("demo", help="run the whole pipeline on synthetic data (a few minutes on a CPU)")
     p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")

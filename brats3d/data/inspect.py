@@ -11,7 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brats3d.data.io import AFFINE_TOLERANCE, load_case, read_nifti
+from brats3d.data.io import check_same_grid, load_case, read_nifti
 from brats3d.data.labels import check_label_values
 from brats3d.data.layouts import MODALITIES, Case, DatasetIndex, Layout, discover
 from brats3d.errors import BratsInputError
@@ -84,24 +84,16 @@ def _summarise(case: Case, full: bool) -> CaseSummary:
                 for path, s in zip(case.images, shapes):
                     if len([d for d in s if d != 1]) > 3 or len(s) < 3:
                         raise BratsInputError(path, f"must be a 3D volume, got shape {s}")
-                    if s[:3] != shapes[0][:3]:
-                        raise BratsInputError(path, f"grid mismatch: shape {s} differs from {case.images[0].name}")
                 shape = shapes[0][:3]
             for path, h in zip(case.images[1:], headers[1:]):
-                if not np.allclose(h.affine, headers[0].affine, atol=AFFINE_TOLERANCE):
-                    raise BratsInputError(path, f"grid mismatch: affine differs from {case.images[0].name}")
+                check_same_grid(path, h.shape[:3], h.affine, case.images[0], shape, headers[0].affine)
             ref_affine = headers[0].affine
             summary.shape = tuple(int(s) for s in shape)
             summary.spacing = tuple(round(float(z), 3) for z in headers[0].header.get_zooms()[:3])
         if case.label is not None:
             vol = read_nifti(case.label)
             arr = np.squeeze(vol.array)
-            if arr.shape != tuple(summary.shape):
-                raise BratsInputError(
-                    case.label, f"grid mismatch: shape {arr.shape} differs from image {summary.shape}"
-                )
-            if not np.allclose(vol.affine, ref_affine, atol=AFFINE_TOLERANCE):
-                raise BratsInputError(case.label, "grid mismatch: affine differs from the image")
+            check_same_grid(case.label, arr.shape, vol.affine, case.images[0], summary.shape, ref_affine)
             values = np.unique(arr)
             summary.label_values = tuple(int(v) for v in values)
             check_label_values(values, case.convention, case.label)

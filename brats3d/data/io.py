@@ -128,13 +128,16 @@ def _check_finite(path: Path, arr: np.ndarray) -> None:
             raise BratsInputError(path, f"contains {bad} NaN/Inf voxels")
 
 
-def _check_same_grid(ref: Volume, ref_shape: tuple, other: Volume, other_shape: tuple) -> None:
-    if tuple(other_shape) != tuple(ref_shape):
+def check_same_grid(
+    path: Path, shape: tuple, affine: np.ndarray, reference: Path, ref_shape: tuple, ref_affine: np.ndarray
+) -> None:
+    """``path`` must lie on ``reference``'s voxel grid (same shape, same affine within float noise)."""
+    if tuple(shape) != tuple(ref_shape):
         raise BratsInputError(
-            other.path, f"grid mismatch: shape {tuple(other_shape)} differs from {ref.path.name} {tuple(ref_shape)}"
+            path, f"grid mismatch: shape {tuple(shape)} differs from {Path(reference).name} {tuple(ref_shape)}"
         )
-    if not np.allclose(other.affine, ref.affine, atol=AFFINE_TOLERANCE):
-        raise BratsInputError(other.path, f"grid mismatch: affine differs from {ref.path.name}")
+    if not np.allclose(affine, ref_affine, atol=AFFINE_TOLERANCE):
+        raise BratsInputError(path, f"grid mismatch: affine differs from {Path(reference).name}")
 
 
 def load_image(paths: list[Path] | tuple[Path, ...], reader: str = "nibabel") -> tuple[np.ndarray, Volume]:
@@ -159,7 +162,7 @@ def load_image(paths: list[Path] | tuple[Path, ...], reader: str = "nibabel") ->
     vols = [read_nifti(p, reader) for p in paths]
     arrays = [_as_3d(v, f"{m} image") for v, m in zip(vols, MODALITIES)]
     for vol, arr in zip(vols[1:], arrays[1:]):
-        _check_same_grid(vols[0], arrays[0].shape, vol, arr.shape)
+        check_same_grid(vol.path, arr.shape, vol.affine, vols[0].path, arrays[0].shape, vols[0].affine)
     image = np.empty((len(MODALITIES), *arrays[0].shape), dtype=np.float32)
     for c, (vol, arr) in enumerate(zip(vols, arrays)):
         image[c] = arr
@@ -171,7 +174,7 @@ def load_label(path: Path, convention: LabelConvention | str, ref: Volume, ref_s
     """Read a label map, check it sits on the image grid, and convert it to canonical labels."""
     vol = read_nifti(path, reader)
     arr = _as_3d(vol, "label map")
-    _check_same_grid(ref, ref_shape, vol, arr.shape)
+    check_same_grid(vol.path, arr.shape, vol.affine, ref.path, ref_shape, ref.affine)
     return to_canonical(arr, convention, path)
 
 

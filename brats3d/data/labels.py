@@ -27,12 +27,29 @@ REGION_LABELS: tuple[tuple[int, ...], ...] = (
 )
 
 
-class LabelConvention(str, Enum):
-    """How a dataset numbers its labels on disk."""
+class Layout(str, Enum):
+    """A dataset kind: it fixes how files are named and arranged (``data/layouts.py``) and how labels are numbered
+    on disk (the tables below), so one enum names both; ``LabelConvention`` is the same enum, read as a numbering."""
 
     MSD = "msd"  # Decathlon Task01: 1 edema, 2 non-enhancing, 3 enhancing
     BRATS2021 = "brats2021"  # BraTS 2018-2021: 1 necrotic/non-enhancing core, 2 edema, 4 enhancing
     BRATS2023 = "brats2023"  # BraTS 2023+: 1 non-enhancing core, 2 edema, 3 enhancing
+
+    @property
+    def convention(self) -> Layout:
+        """The label numbering of this layout (the layout itself, named as a convention)."""
+        return self
+
+    @property
+    def description(self) -> str:
+        return {
+            Layout.MSD: "Medical Segmentation Decathlon Task01 (4D NIfTI, labels 1 ED / 2 NET / 3 ET)",
+            Layout.BRATS2021: "BraTS 2018-2021 (one file per modality, labels 1 NCR / 2 ED / 4 ET)",
+            Layout.BRATS2023: "BraTS 2023+ (one file per modality, labels 1 NCR / 2 ED / 3 ET)",
+        }[self]
+
+
+LabelConvention = Layout  # how a dataset numbers its labels on disk: named by its layout
 
 
 @dataclass(frozen=True)

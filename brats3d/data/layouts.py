@@ -8,36 +8,15 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
-from brats3d.data.labels import LabelConvention
+from brats3d.data.labels import LabelConvention, Layout
 from brats3d.errors import BratsInputError
 
 # The one place that knows the modality order: channel c of every image tensor is MODALITIES[c].
 # It equals the Decathlon's 4D channel order (FLAIR, T1w, T1gd, T2w).
 MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
-
-
-class Layout(str, Enum):
-    """How a dataset is arranged on disk."""
-
-    MSD = "msd"
-    BRATS2021 = "brats2021"
-    BRATS2023 = "brats2023"
-
-    @property
-    def convention(self) -> LabelConvention:
-        return LabelConvention(self.value)
-
-    @property
-    def description(self) -> str:
-        return {
-            Layout.MSD: "Medical Segmentation Decathlon Task01 (4D NIfTI, labels 1 ED / 2 NET / 3 ET)",
-            Layout.BRATS2021: "BraTS 2018-2021 (one file per modality, labels 1 NCR / 2 ED / 4 ET)",
-            Layout.BRATS2023: "BraTS 2023+ (one file per modality, labels 1 NCR / 2 ED / 3 ET)",
-        }[self]
 
 
 # File-name endings of each per-modality layout, keyed by canonical modality name (plus "seg").

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from brats3d.data.io import AFFINE_TOLERANCE, read_nifti, voxel_spacing
+from brats3d.data.io import check_same_grid, read_nifti, voxel_spacing
 from brats3d.data.labels import LabelConvention, to_canonical
 from brats3d.data.layouts import Case, discover, strip_nifti_suffix
 from brats3d.errors import BratsInputError
@@ -73,12 +73,7 @@ def score_files(
     """Score one prediction file against a reference case, each read in its own label numbering."""
     ref_vol, pred_vol = read_nifti(ref.label), read_nifti(pred_path)
     ref_arr, pred_arr = np.squeeze(ref_vol.array), np.squeeze(pred_vol.array)
-    if pred_arr.shape != ref_arr.shape:
-        raise BratsInputError(
-            pred_path, f"grid mismatch: shape {pred_arr.shape} differs from reference {ref_arr.shape}"
-        )
-    if not np.allclose(pred_vol.affine, ref_vol.affine, atol=AFFINE_TOLERANCE):
-        raise BratsInputError(pred_path, f"grid mismatch: affine differs from reference {ref.label.name}")
+    check_same_grid(pred_path, pred_arr.shape, pred_vol.affine, ref.label, ref_arr.shape, ref_vol.affine)
     pred = to_canonical(pred_arr, pred_convention or ref.convention, pred_path)
     truth = to_canonical(ref_arr, ref.convention, ref.label)
     return CaseScores(

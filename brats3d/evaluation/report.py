@@ -161,13 +161,39 @@ def write_report(evaluation: Evaluation, out_dir: str | Path, pred_convention: s
             f"![{tag}]({path.name})",
             "",
         ]
-    md += ["## Per case", "", "See `per_case.csv` (every metric, every structure) and `summary.json`.", ""]
+    md += [
+        "## Volumes per case",
+        "",
+        "Predicted next to true volume (ml) and Dice per region: over- or under-segmentation that a Dice table "
+        "hides (a tumour core predicted as enhancing, a whole tumour twice its size) shows here.",
+        "",
+        _md_table(volume_rows(evaluation)),
+        "",
+        "## Per case",
+        "",
+        "See `per_case.csv` (every metric, every structure) and `summary.json`.",
+        "",
+    ]
     md_path = out_dir / "report.md"
     with atomic_path(md_path) as tmp:
         tmp.write_text("\n".join(md))
     with atomic_path(out_dir / "report.html") as tmp:
         tmp.write_text(_html(md))
     return md_path
+
+
+def volume_rows(evaluation: Evaluation) -> list[list[str]]:
+    """Per case and region: predicted ml / true ml (ratio) and Dice."""
+    header = ["case"] + [f"{REGION_SHORT[n]} pred / true ml (Dice)" for n in REGION_NAMES]
+    rows = [header]
+    for case in evaluation.cases:
+        cells = [case.case_id]
+        for n in REGION_NAMES:
+            m = case.scores[n]
+            ratio = f" ×{m['pred_volume_ml'] / m['ref_volume_ml']:.2f}" if m["ref_volume_ml"] > 0 else ""
+            cells.append(f"{m['pred_volume_ml']:.1f} / {m['ref_volume_ml']:.1f}{ratio} ({m['dice']:.3f})")
+        rows.append(cells)
+    return rows
 
 
 def _patch_rows(evaluation: Evaluation) -> list[list[str]]:

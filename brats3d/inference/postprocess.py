@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from brats3d.data.brain import brain_mask
 from brats3d.data.labels import ENHANCING, NON_ENHANCING
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
@@ -91,5 +92,4 @@ def restrict_to_brain(labels: np.ndarray, image: np.ndarray) -> np.ndarray:
     BraTS and Decathlon scans are skull-stripped, so tumour outside the brain is always a false positive; without
     this, windows that hang over the background produce blobs in empty space.
     """
-    brain = np.asarray(image != 0).any(axis=0)
-    return np.where(brain, labels, 0).astype(labels.dtype)
+    return np.where(brain_mask(image), labels, 0).astype(labels.dtype)

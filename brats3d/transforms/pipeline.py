@@ -26,17 +26,13 @@ from monai.transforms import (
     SpatialPadd,
 )
 
+from brats3d.data.brain import is_brain
 from brats3d.transforms.intensity import brain_normalisation
 from brats3d.transforms.loading import LoadCased
 from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
 from brats3d.transforms.targets import LabelToTargetd
 
 BRAIN_CROP_MARGIN = 2  # voxels kept around the brain's bounding box; training and inference crop alike
-
-
-def is_brain(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    """Brain voxels are the non-zero ones: BraTS and Decathlon scans are skull-stripped with zero background."""
-    return x != 0
 
 
 def _load_and_crop(reader: str, per_slice_norm: bool, with_label: bool = True, keep_source: bool = False) -> list:

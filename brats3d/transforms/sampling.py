@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from monai.transforms import MapTransform, Randomizable
 
+from brats3d.data.brain import brain_mask
+
 
 def tumour_patch_counts(tumour: np.ndarray, patch_size: Sequence[int]) -> np.ndarray:
     """Number of tumour voxels in the patch starting at each position; shape ``volume - patch + 1``."""
@@ -118,8 +120,7 @@ class FindTumourPatchesd(MapTransform):
         """Starts whose patch centre lies in the brain (any channel non-zero); all starts without an image."""
         if image is None:
             return np.arange(int(np.prod(grid)))
-        image = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-        brain = np.any(image != 0, axis=0)
+        brain = brain_mask(image)
         centres = tuple(slice(p // 2, p // 2 + g) for p, g in zip(self.patch_size, grid))
         return np.flatnonzero(brain[centres])
 

@@ -49,3 +49,12 @@ def test_every_loss_runs_and_prefers_the_right_answer(name, target):
         y = labels
     loss = build_loss(name, target)
     assert loss(good, y).item() < loss(bad, y).item()
+
+
+def test_dice_ce_for_regions_is_soft_dice_plus_a_sigmoid_bce_per_channel():
+    # Nested regions overlap, so the cross-entropy must be a BCE per channel, not a softmax over channels.
+    p = torch.tensor([[0.9, 0.2], [0.7, 0.4], [0.6, 0.1]]).reshape(1, 3, 2, 1, 1)
+    q = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]).reshape(1, 3, 2, 1, 1)
+    dice = build_loss("dice", smooth=0.0)(_logits(p), q)
+    bce = -(q * torch.log(p) + (1 - q) * torch.log(1 - p)).mean()
+    assert build_loss("dice_ce", smooth=0.0)(_logits(p), q).item() == pytest.approx((dice + bce).item(), abs=1e-5)

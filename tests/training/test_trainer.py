@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -192,3 +193,62 @@ def test_time_budget_counts_across_resume(tiny_data, tmp_path):
     assert result.epochs_done == 3
     assert result.history[-1]["lr"] == 0.0
     assert any("time budget" in line for line in lines)
+
+
+def test_cli_trains_each_fold_and_a_killed_fold_resumes(tiny_data, tmp_path):
+    """`--folds 3 --fold k` trains fold k into OUT/fold_k, with the split saved; `--resume` continues it."""
+    sets = [a for o in [*TINY, "train.epochs=1", "train.steps_per_epoch=1"] for a in ("--set", o)]
+    out = tmp_path / "cv"
+    for k in (0, 1):
+        result = subprocess.run(
+            _cli(
+                "train",
+                "--config",
+                "demo",
+                "--data",
+                str(tiny_data),
+                "--out",
+                str(out),
+                "--folds",
+                "3",
+                "--fold",
+                str(k),
+                *sets,
+            ),
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+    splits = [json.loads((out / f"fold_{k}" / "split.json").read_text()) for k in (0, 1)]
+    assert splits[0]["folds"] == splits[1]["folds"] and len(splits[0]["folds"]) == 3
+    assert not set(splits[0]["validation"]) & set(splits[1]["validation"])
+    resumed = subprocess.run(
+        _cli("train", "--resume", str(out / "fold_1"), "--set", "train.epochs=2"), capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((out / "fold_1" / "split.json").read_text()) == splits[1]
+    assert [int(r["epoch"]) for r in _rows(out / "fold_1")] == [1, 2]
+
+
+def test_without_validation_cases_best_pt_holds_the_final_weights(tiny_data, tmp_path):
+    config = load_config(None, [*TINY, "data.val_fraction=0", "train.epochs=2", "train.steps_per_epoch=1"])
+    result = train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
+    assert result.best_mean_dice == -1 and "mean_dice" not in result.history[-1]
+    best, last = load_checkpoint(tmp_path / "run" / "best.pt"), load_checkpoint(tmp_path / "run" / "last.pt")
+    for key in best["model"]:
+        torch.testing.assert_close(best["model"][key], last["model"][key], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("model.network=unet3", "unknown network 'unet3'"), ("data.patch_size=[160,160,20]", "divisible by 16")],
+)
+def test_bad_network_settings_fail_before_any_data_is_read(tmp_path, override, message):
+    missing = tmp_path / "no_such_dataset"
+    result = subprocess.run(
+        _cli("train", "--data", str(missing), "--out", str(tmp_path / "run"), "--set", override),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and message in result.stderr
+    assert "no_such_dataset" not in result.stderr and not (tmp_path / "run").exists()

@@ -1,0 +1,89 @@
+"""Choose post-processing rules from out-of-fold predictions (as nnU-Net's ``find_best_configuration``).
+
+Rules are searched one after the other, each kept only when it raises the mean out-of-fold Dice of the region it
+acts on by at least ``MIN_GAIN`` (ten cases are few: a change that moves the mean by less is noise, and the neutral
+rule generalises best): the threshold of WT, then TC, then ET; the smallest tumour component kept; the smallest
+enhancing volume kept (below it, enhancing voxels become necrotic / non-enhancing core).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from brats3d.data.brain import brain_mask
+from brats3d.data.io import load_case
+from brats3d.data.labels import REGION_NAMES, REGION_SHORT
+from brats3d.data.layouts import Case
+from brats3d.data.targets import get_target
+from brats3d.evaluation.crossval import load_probabilities
+from brats3d.evaluation.metrics import Confusion, structure_mask
+from brats3d.inference.postprocess import PostProcessing
+
+MIN_GAIN = 0.005
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+MIN_COMPONENTS = (0, 100, 500, 1000, 3000)  # voxels
+MIN_ENHANCING = (0, 100, 250, 500, 1000, 2000)  # voxels
+
+
+class _Case:
+    """One case's out-of-fold probabilities and truth, cropped to the brain's bounding box to keep the search fast."""
+
+    def __init__(self, case: Case, probability_dir: Path) -> None:
+        loaded = load_case(case, ras=True)
+        probs = load_probabilities(probability_dir, case.case_id)
+        brain = brain_mask(loaded.image)
+        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(brain))
+        self.case_id = case.case_id
+        self.probs = probs[(slice(None), *box)]
+        self.brain = brain[box]
+        self.truth = loaded.label[box]
+
+    def dice(self, rules: PostProcessing) -> dict[str, float]:
+        labels = get_target("regions").labels(self.probs, rules.thresholds)
+        labels = rules.apply(np.where(self.brain, labels, 0).astype(np.uint8))
+        return {n: Confusion.of(structure_mask(labels, n), structure_mask(self.truth, n)).dice for n in REGION_NAMES}
+
+
+def _mean_dice(cases: list[_Case], rules: PostProcessing) -> dict[str, float]:
+    scores = [c.dice(rules) for c in cases]
+    return {n: float(np.mean([s[n] for s in scores])) for n in REGION_NAMES}
+
+
+def choose_postprocessing(cases: list[Case], probability_dir: str | Path, log=print) -> tuple[PostProcessing, dict]:
+    """The rules that the out-of-fold predictions support, and the evidence (mean Dice before and after)."""
+    loaded = [_Case(c, Path(probability_dir)) for c in cases]
+    rules = PostProcessing()
+    before = best = _mean_dice(loaded, rules)
+    log("neutral rules: " + _format(before))
+
+    def search(region: str, candidates, make) -> None:
+        nonlocal rules, best
+        for value in candidates:
+            trial = make(value)
+            scores = _mean_dice(loaded, trial)
+            if scores[region] >= best[region] + MIN_GAIN:
+                rules, best = trial, scores
+        log(f"after {REGION_SHORT[region]} search: {_format(best)}")
+
+    for i, region in enumerate(REGION_NAMES):
+        search(
+            region,
+            THRESHOLDS,
+            lambda t, i=i: replace(rules, thresholds=[*rules.thresholds[:i], t, *rules.thresholds[i + 1 :]]),
+        )
+    search("whole_tumour", MIN_COMPONENTS, lambda v: replace(rules, min_component=v))
+    search("enhancing_tumour", MIN_ENHANCING, lambda v: replace(rules, min_enhancing=v))
+    evidence = {
+        "cases": [c.case_id for c in loaded],
+        "mean_dice_neutral": before,
+        "mean_dice_chosen": best,
+        "min_gain": MIN_GAIN,
+    }
+    return rules, evidence
+
+
+def _format(scores: dict[str, float]) -> str:
+    return " ".join(f"{REGION_SHORT[n]} {scores[n]:.4f}" for n in REGION_NAMES)

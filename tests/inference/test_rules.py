@@ -1,0 +1,66 @@
+"""Post-processing rules: small enhancing volumes become core, rules round-trip through the run folder and
+`predict` applies them by default, with command-line values taking precedence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from brats3d.data.labels import EDEMA, ENHANCING, NON_ENHANCING
+from brats3d.errors import BratsInputError
+from brats3d.inference.postprocess import PostProcessing, relabel_small_enhancing
+from brats3d.inference.predict import PredictOptions, Predictor
+
+
+def _tumour(enhancing_voxels: int) -> np.ndarray:
+    labels = np.zeros((20, 20, 20), np.uint8)
+    labels[2:12, 2:12, 2:12] = EDEMA
+    labels[4:10, 4:10, 4:10] = NON_ENHANCING
+    labels.reshape(-1)[np.flatnonzero(labels.reshape(-1) == NON_ENHANCING)[:enhancing_voxels]] = ENHANCING
+    return labels
+
+
+def test_a_small_enhancing_volume_becomes_non_enhancing_core():
+    labels = _tumour(30)
+    out = relabel_small_enhancing(labels, min_voxels=50)
+    assert not (out == ENHANCING).any()
+    assert int((out == NON_ENHANCING).sum()) == int(np.isin(labels, (NON_ENHANCING, ENHANCING)).sum())
+    np.testing.assert_array_equal(out > 0, labels > 0)  # whole tumour unchanged
+
+
+def test_an_enhancing_volume_at_or_above_the_minimum_is_kept():
+    labels = _tumour(50)
+    np.testing.assert_array_equal(relabel_small_enhancing(labels, 50), labels)
+    np.testing.assert_array_equal(relabel_small_enhancing(labels, 0), labels)
+
+
+def test_rules_apply_components_then_enhancing_volume():
+    labels = _tumour(30)
+    labels[17, 17, 17] = ENHANCING  # a stray voxel: removed first, so it does not count towards the volume
+    rules = PostProcessing(min_component=5, min_enhancing=31)
+    out = rules.apply(labels)
+    assert out[17, 17, 17] == 0 and not (out == ENHANCING).any()
+
+
+def test_rules_round_trip_and_bad_files_are_named(tmp_path):
+    rules = PostProcessing([0.4, 0.5, 0.6], 100, 250)
+    path = rules.save(tmp_path / "postprocessing.json", {"note": "test"})
+    assert PostProcessing.load(path) == rules
+    assert json.loads(path.read_text())["evidence"] == {"note": "test"}
+    path.write_text('{"rules": {"thresholds": [0.5, 2], "min_component": 0, "min_enhancing": 0}}')
+    with pytest.raises(BratsInputError, match=r"postprocessing\.json: not valid post-processing rules"):
+        PostProcessing.load(path)
+
+
+def test_predict_applies_the_runs_rules_and_options_override_them(checkpoint):
+    rules_path = checkpoint.parent / "postprocessing.json"
+    try:
+        PostProcessing([0.3, 0.4, 0.6], 10, 20).save(rules_path)
+        assert Predictor(checkpoint, PredictOptions(pictures=False)).rules == PostProcessing([0.3, 0.4, 0.6], 10, 20)
+        overridden = Predictor(checkpoint, PredictOptions(pictures=False, threshold=0.5, min_enhancing=0)).rules
+        assert overridden == PostProcessing([0.5, 0.5, 0.5], 10, 0)
+    finally:
+        rules_path.unlink()
+    assert Predictor(checkpoint, PredictOptions(pictures=False)).rules == PostProcessing()

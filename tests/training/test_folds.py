@@ -1,0 +1,68 @@
+"""Cross-validation folds: disjoint, complete, saved with the run, and the same for every fold's run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from brats3d.config import load_config
+from brats3d.data.layouts import discover
+from brats3d.errors import BratsInputError
+from brats3d.training.data import fold_assignment, split_cases, write_split
+
+IDS = [f"case_{i:02d}" for i in range(11)]
+
+
+@pytest.mark.parametrize("folds", [2, 3, 5])
+def test_folds_are_disjoint_complete_and_balanced(folds):
+    assignment = fold_assignment(IDS, folds, seed=0)
+    flat = [i for fold in assignment for i in fold]
+    assert sorted(flat) == sorted(IDS) and len(flat) == len(set(flat))
+    sizes = [len(f) for f in assignment]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_assignment_depends_only_on_the_ids_and_the_seed():
+    assert fold_assignment(IDS, 5, 0) == fold_assignment(list(reversed(IDS)), 5, 0)
+    assert fold_assignment(IDS, 5, 0) != fold_assignment(IDS, 5, 1)
+
+
+def test_too_few_cases_for_the_folds_is_a_clear_error():
+    with pytest.raises(BratsInputError, match="5-fold cross-validation needs at least 5 cases, found 3"):
+        fold_assignment(IDS[:3], 5)
+
+
+def test_every_case_is_validated_exactly_once_across_the_fold_runs(make_dataset, tmp_path):
+    cases = discover(make_dataset("msd", cases=5, shape=(24, 24, 16))).labelled()
+    validated = []
+    for k in range(3):
+        config = load_config(None, ["data.folds=3", f"data.fold={k}", "data.patch_size=[16,16,16]"])
+        train, val = split_cases(cases, config)
+        assert not {c.case_id for c in train} & {c.case_id for c in val}
+        assert len(train) + len(val) == len(cases)
+        validated += [c.case_id for c in val]
+        write_split(tmp_path / f"split_{k}.json", train, val, config)
+        saved = json.loads((tmp_path / f"split_{k}.json").read_text())
+        assert saved["fold"] == k and saved["validation"] == [c.case_id for c in val]
+        assert saved["folds"] == fold_assignment([c.case_id for c in cases], 3, config.seed)
+    assert sorted(validated) == sorted(c.case_id for c in cases)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.folds=1"], "data.folds must be 0 .off. or at least 2"),
+        (["data.folds=5", "data.fold=5"], "0 <= data.fold < data.folds"),
+        (["data.folds=5", "data.val_cases=[a]"], "data.folds and data.val_cases both choose"),
+    ],
+)
+def test_bad_fold_settings_are_refused(overrides, message):
+    with pytest.raises(BratsInputError, match=message):
+        load_config(None, overrides)
+
+
+def test_no_validation_trains_on_every_case(make_dataset):
+    cases = discover(make_dataset("msd", cases=3, shape=(24, 24, 16))).labelled()
+    train, val = split_cases(cases, load_config(None, ["data.val_fraction=0", "data.patch_size=[16,16,16]"]))
+    assert len(train) == 3 and val == []
