@@ -11,6 +11,7 @@ from brats3d import __version__
 from brats3d.config import DEFAULT_CONFIG, packaged_configs
 from brats3d.data.layouts import MODALITIES, Layout
 from brats3d.errors import BratsInputError, find_input_error
+from brats3d.files import ensure_output_dir
 
 LAYOUT_CHOICES = tuple(layout.value for layout in Layout)
 DEFAULT_CHECKPOINT = "runs/latest/best.pt"  # where `brats3d train` writes without --out
@@ -123,14 +124,32 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         pictures=not args.no_pictures,
         picture_modality=args.modality,
     )
+    ensure_output_dir(args.out)
     predictor = Predictor(_existing_checkpoints(args.checkpoint), options)
+    failures = []
     for case in tqdm(cases, desc="cases", disable=len(cases) < 2 or None):
-        prediction = predictor.predict(case)
-        truth = load_truth(args.label, prediction) if args.label else None
-        predictor.write(prediction, args.out, truth)
+        try:  # over a folder, one bad case does not stop the others; it is listed at the end
+            prediction = predictor.predict(case)
+            truth = load_truth(args.label, prediction) if args.label else None
+            predictor.write(prediction, args.out, truth)
+        except Exception as exc:
+            error = find_input_error(exc)
+            if error is None:
+                raise
+            failures.append(str(error))
+            continue
         print(summary_line(prediction))
-    print(f"wrote {len(cases)} segmentation(s) to {args.out}")
-    return 0
+    print(f"wrote {len(cases) - len(failures)} segmentation(s) to {args.out}")
+    return _report_failures(args.command, failures)
+
+
+def _report_failures(command: str, failures: list[str]) -> int:
+    """Print each bad case on its own line; exit 2 when there was any."""
+    for failure in failures:
+        print(f"brats3d {command}: error: {failure}", file=sys.stderr)
+    if failures:
+        print(f"brats3d {command}: {len(failures)} case(s) failed (listed above); the others are done", file=sys.stderr)
+    return 2 if failures else 0
 
 
 def _existing_checkpoints(paths: list[str]) -> list[str]:
@@ -153,6 +172,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if len(cases) != 1:
         raise BratsInputError(args.case, f"show takes one case, found {len(cases)}; point it at one case folder")
     case = replace(cases[0], label=Path(args.label)) if args.label else cases[0]
+    ensure_output_dir(args.out)
     loaded = load_case(case, ras=True)
     channel = MODALITIES.index(args.modality)
     for path in write_case_pictures(args.out, case.case_id, loaded.image[channel], loaded.label):
@@ -165,32 +185,31 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from brats3d.evaluation.evaluate import evaluate_checkpoint, evaluate_folder
     from brats3d.evaluation.report import format_table, summary_rows, write_report
 
-    pred_convention = None
-    out = args.out
+    if (args.cv or args.checkpoint) and not args.data:
+        raise BratsInputError(None, "--cv and --checkpoint need --data DATA_DIR (the labelled cases to score)")
+    if not (args.cv or args.checkpoint or (args.pred and args.ref)):
+        raise BratsInputError(
+            None,
+            "give --pred PRED_DIR --ref DATA_DIR, --checkpoint best.pt --data DATA_DIR, "
+            "or --cv RUN_DIR --data DATA_DIR",
+        )
+    out = ensure_output_dir(args.out or (Path(args.cv) / "out_of_fold" if args.cv else "evaluation"))
+    hd95 = not args.no_hd95
     if args.cv:
-        if not args.data:
-            raise BratsInputError(None, "--cv needs --data DATA_DIR (the labelled cases the folds were made from)")
-        out = args.out or str(Path(args.cv) / "out_of_fold")
-        options = _predict_options(args, pictures=False)
-        evaluation = evaluate_out_of_fold(args.cv, args.data, out, options, with_hd95=not args.no_hd95)
+        evaluation = evaluate_out_of_fold(args.cv, args.data, out, _predict_options(args), hd95, keep_going=True)
     elif args.checkpoint:
-        if not args.data:
-            raise BratsInputError(None, "--checkpoint needs --data DATA_DIR (the labelled cases to predict and score)")
         options = _predict_options(args, pictures=False)
-        out = args.out or "evaluation"
         evaluation = evaluate_checkpoint(
-            args.checkpoint, args.data, out, options, args.patches, args.case_ids, with_hd95=not args.no_hd95
+            args.checkpoint, args.data, out, options, args.patches, args.case_ids, hd95, keep_going=True
         )
     else:
-        if not (args.pred and args.ref):
-            raise BratsInputError(None, "give --pred PRED_DIR --ref DATA_DIR, or --checkpoint best.pt --data DATA_DIR")
-        out = args.out or "evaluation"
-        evaluation = evaluate_folder(args.pred, args.ref, args.pred_convention, with_hd95=not args.no_hd95)
-        pred_convention = args.pred_convention
-    report = write_report(evaluation, out, pred_convention)
+        evaluation = evaluate_folder(args.pred, args.ref, args.pred_convention, hd95, keep_going=True)
+    if not evaluation.cases:
+        return _report_failures(args.command, evaluation.failures) or 2
+    report = write_report(evaluation, out, None if args.cv or args.checkpoint else args.pred_convention)
     print(format_table(summary_rows(evaluation)))
     print(f"report: {report} (and report.html, per_case.csv, summary.json)")
-    return 0
+    return _report_failures(args.command, evaluation.failures)
 
 
 def _cmd_postprocess(args: argparse.Namespace) -> int:

@@ -8,10 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
-from brats3d.data.io import check_same_grid, load_case, read_nifti
+from brats3d.data.io import check_same_grid, load_case, load_header, read_nifti
 from brats3d.data.labels import check_label_values
 from brats3d.data.layouts import MODALITIES, Case, DatasetIndex, Layout, discover
 from brats3d.errors import BratsInputError
@@ -69,12 +68,7 @@ def _summarise(case: Case, full: bool) -> CaseSummary:
             summary.spacing = tuple(round(s, 3) for s in loaded.spacing)
             ref_affine = loaded.affine
         else:
-            headers = []
-            for path in case.images:
-                try:
-                    headers.append(nib.load(str(path)))
-                except Exception as exc:
-                    raise BratsInputError(path, f"not a readable NIfTI file ({exc})") from exc
+            headers = [load_header(path) for path in case.images]
             shapes = [h.shape for h in headers]
             if case.layout is Layout.MSD:
                 if len(shapes[0]) != 4 or shapes[0][-1] != len(MODALITIES):
@@ -102,9 +96,22 @@ def _summarise(case: Case, full: bool) -> CaseSummary:
     return summary
 
 
-def inspect_dataset(root: str | Path, layout: str | None = None, full: bool = False) -> InspectReport:
-    """Index ``root`` and check every case: headers and label maps always, every voxel when ``full``."""
-    index = discover(root, layout)
+def summarise_cases(cases: list[Case], full: bool = False) -> list[CaseSummary]:
+    """Check cases in parallel threads: headers, file completeness and label maps; every voxel when ``full``."""
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-        summaries = list(pool.map(lambda c: _summarise(c, full), index.cases))
-    return InspectReport(index, summaries)
+        return list(pool.map(lambda c: _summarise(c, full), cases))
+
+
+def require_good_cases(cases: list[Case], root: str | Path, full: bool = False) -> None:
+    """Raise one BratsInputError that lists every bad case, so a user fixes them all at once."""
+    problems = [s.problem for s in summarise_cases(cases, full) if s.problem]
+    if problems:
+        raise BratsInputError(
+            root, f"{len(problems)} bad case(s), fix or remove them and run again: " + "; ".join(problems)
+        )
+
+
+def inspect_dataset(root: str | Path, layout: str | None = None, full: bool = False) -> InspectReport:
+    """Index ``root`` and check every case: headers, completeness and label maps always, every voxel when ``full``."""
+    index = discover(root, layout)
+    return InspectReport(index, summarise_cases(index.cases, full))

@@ -21,6 +21,9 @@ from brats3d.files import atomic_path
 
 READERS = ("nibabel", "itk")
 AFFINE_TOLERANCE = 1e-3  # mm; headers of one case written by different tools differ by float noise
+# Voxels one file may hold: a 240x240x155 BraTS scan has 9 M, a 4-channel Decathlon file 36 M. A header claiming
+# more is corrupt (or not a brain MRI), and is refused before anything is allocated for it.
+MAX_VOXELS = 300_000_000
 
 
 @dataclass
@@ -80,16 +83,60 @@ def to_ras(image: np.ndarray, label: np.ndarray | None, affine: np.ndarray):
     return np.ascontiguousarray(image), label, new_affine, nib.orientations.ornt_transform(ras, source)
 
 
-def read_nifti(path: str | Path, reader: str = "nibabel") -> Volume:
-    """Read one NIfTI file fully; an unreadable or truncated file is a BratsInputError naming it."""
+def load_header(path: str | Path) -> nib.Nifti1Image:
+    """A NIfTI file's header, checked without reading voxels: readable, within ``MAX_VOXELS``, and as long as the
+    header says (a download cut short is caught here, in O(1) for a whole file)."""
     path = Path(path)
     if not path.is_file():
         raise BratsInputError(path, "file not found")
-    if reader == "nibabel":
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises many types for a file that is not NIfTI
+        raise BratsInputError(path, f"not a readable NIfTI file ({_short(exc)})") from exc
+    voxels = int(np.prod(img.shape, dtype=np.int64))
+    if voxels > MAX_VOXELS:
+        raise BratsInputError(
+            path,
+            f"header claims {'x'.join(map(str, img.shape))} = {voxels / 1e6:.0f} M voxels, over the "
+            f"{MAX_VOXELS / 1e6:.0f} M-voxel limit for one scan (a BraTS scan has 9 M): corrupt header?",
+        )
+    expected = int(img.dataobj.offset) + voxels * img.get_data_dtype().itemsize
+    check_complete(path, expected)
+    return img
+
+
+def check_complete(path: Path, expected_bytes: int) -> None:
+    """Raise if the (uncompressed) file holds fewer bytes than ``expected_bytes``.
+
+    For .gz the gzip trailer stores the uncompressed size modulo 2^32, so a complete file is confirmed by reading
+    its last 4 bytes; only when the trailer disagrees (a truncated file, or a multi-member gzip whose trailer
+    counts the last member alone) is the stream decompressed to count its bytes.
+    """
+    if path.name.endswith(".gz"):
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            if fh.tell() >= 4:
+                fh.seek(-4, 2)
+                if int.from_bytes(fh.read(4), "little") == expected_bytes % 2**32:
+                    return
         try:
-            img = nib.load(str(path))
-        except Exception as exc:  # nibabel raises many types for a file that is not NIfTI
-            raise BratsInputError(path, f"not a readable NIfTI file ({_short(exc)})") from exc
+            with gzip.open(path, "rb") as fh:
+                actual = sum(len(chunk) for chunk in iter(lambda: fh.read(1 << 24), b""))
+        except (EOFError, OSError, zlib.error) as exc:
+            raise BratsInputError(path, f"file is truncated or corrupt ({_short(exc)})") from exc
+    else:
+        actual = path.stat().st_size
+    if actual < expected_bytes:
+        raise BratsInputError(
+            path, f"file is truncated: it holds {actual} bytes of the {expected_bytes} its header describes"
+        )
+
+
+def read_nifti(path: str | Path, reader: str = "nibabel") -> Volume:
+    """Read one NIfTI file fully; an unreadable or truncated file is a BratsInputError naming it."""
+    path = Path(path)
+    img = load_header(path)
+    if reader == "nibabel":
         try:
             array = np.asanyarray(img.dataobj)
         except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:

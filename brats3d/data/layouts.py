@@ -6,6 +6,7 @@ Images and labels are always paired by case id parsed from the file name, never 
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,10 +100,24 @@ def strip_nifti_suffix(name: str) -> str | None:
 
 
 def _nifti_files(root: Path) -> list[Path]:
-    # Names starting with "." are skipped: the Decathlon archive ships macOS "._BRATS_001.nii.gz" shadows.
-    return sorted(
-        p for p in root.rglob("*.nii*") if p.is_file() and not p.name.startswith(".") and strip_nifti_suffix(p.name)
-    )
+    """NIfTI files under ``root``, following symbolic links to folders and files (the usual way to assemble a
+    dataset without copying it); a link that leads back into a folder already walked is not followed again.
+
+    Names starting with "." are skipped: the Decathlon archive ships macOS "._BRATS_001.nii.gz" shadows.
+    """
+    found, seen = [], set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in seen:  # a link loop, or a folder reached twice
+            subfolders.clear()
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        subfolders.sort()
+        for name in names:
+            path = Path(folder) / name
+            if not name.startswith(".") and strip_nifti_suffix(name) and path.is_file():
+                found.append(path)
+    return sorted(found)
 
 
 def parse_modality_file(name: str, layout: Layout) -> tuple[str, str] | None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from brats3d.data.layouts import Case, discover
 from brats3d.errors import BratsInputError
-from brats3d.evaluation.evaluate import Evaluation, score_files
+from brats3d.evaluation.evaluate import CaseScores, Evaluation, score_files
 from brats3d.files import atomic_path
 from brats3d.inference.predict import Prediction, PredictOptions, Predictor
 
@@ -69,15 +69,11 @@ def load_probabilities(folder: str | Path, case_id: str) -> np.ndarray:
         return data["probabilities"].astype(np.float32) / 255.0
 
 
-def predict_and_score(predictor: Predictor, cases: list[Case], out_dir: Path, with_hd95: bool = True) -> list:
-    """Predict ``cases``, keep their probabilities, and score them as ``brats3d evaluate`` does."""
-    scores = []
-    for case in cases:
-        prediction = predictor.predict(case)
-        seg = predictor.write(prediction, out_dir / PREDICTIONS)[0]
-        save_probabilities(prediction, out_dir / PROBABILITIES)
-        scores.append(score_files(seg, case, with_hd95=with_hd95))
-    return scores
+def _predict_keep_and_score(predictor: Predictor, case: Case, out_dir: Path, with_hd95: bool) -> CaseScores:
+    prediction = predictor.predict(case)
+    seg = predictor.write(prediction, out_dir / PREDICTIONS)[0]
+    save_probabilities(prediction, out_dir / PROBABILITIES)
+    return score_files(seg, case, with_hd95=with_hd95)
 
 
 def evaluate_out_of_fold(
@@ -86,6 +82,7 @@ def evaluate_out_of_fold(
     out_dir: str | Path | None = None,
     options: PredictOptions | None = None,
     with_hd95: bool = True,
+    keep_going: bool = False,
 ) -> Evaluation:
     """Score every case with the fold model that held it out; outputs in ``out_dir`` (default RUN_DIR/out_of_fold)."""
     out_dir = Path(out_dir or Path(run_dir) / "out_of_fold")
@@ -96,9 +93,11 @@ def evaluate_out_of_fold(
         raise BratsInputError(data_dir, f"cases of the cross-validation split are missing here: {', '.join(absent)}")
     options = options or PredictOptions()
     options.save_probabilities, options.pictures = True, False
-    evaluation = Evaluation()
+    evaluation = Evaluation(keep_going=keep_going)
     for folder, ids in runs:
         predictor = Predictor(folder / "last.pt", options)
-        evaluation.cases += predict_and_score(predictor, [by_id[i] for i in ids], out_dir, with_hd95)
+        for case_id in ids:
+            case = by_id[case_id]
+            evaluation.attempt(lambda c=case, p=predictor: _predict_keep_and_score(p, c, out_dir, with_hd95))
     evaluation.cases.sort(key=lambda c: c.case_id)
     return evaluation

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 from brats3d.data.io import check_same_grid, read_nifti, voxel_spacing
 from brats3d.data.labels import LabelConvention, to_canonical
 from brats3d.data.layouts import Case, discover, strip_nifti_suffix
-from brats3d.errors import BratsInputError
+from brats3d.errors import BratsInputError, find_input_error
 from brats3d.evaluation.metrics import METRICS, STRUCTURES, score_case
 from brats3d.files import atomic_path
 from brats3d.inference.predict import PredictOptions, Predictor
@@ -33,6 +34,18 @@ class CaseScores:
 class Evaluation:
     cases: list[CaseScores] = field(default_factory=list)
     patch_scores: dict[str, dict[str, float]] | None = None  # structure -> metric -> mean over sampled patches
+    failures: list[str] = field(default_factory=list)  # one line per case that could not be scored
+    keep_going: bool = False  # the CLI's choice over a folder: a bad case is listed, the others are still scored
+
+    def attempt(self, score: Callable[[], CaseScores]) -> None:
+        """Score one case; with ``keep_going`` its bad input is recorded in ``failures``, else it is raised."""
+        try:
+            self.cases.append(score())
+        except Exception as exc:
+            error = find_input_error(exc)
+            if error is None or not self.keep_going:
+                raise
+            self.failures.append(str(error))
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
         """structure -> metric -> {mean, std, median, q1, q3, min, max, n}."""
@@ -86,8 +99,10 @@ def evaluate_folder(
     ref_dir: str | Path,
     pred_convention: str | None = None,
     with_hd95: bool = True,
+    keep_going: bool = False,
 ) -> Evaluation:
-    """Pair predictions with reference cases by case id; a reference without prediction is an error."""
+    """Pair predictions with reference cases by case id; a reference without prediction is an error.
+    With ``keep_going`` a case whose files are bad is listed in ``failures`` and the others are scored."""
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise BratsInputError(pred_dir, "prediction folder not found")
@@ -103,7 +118,10 @@ def evaluate_folder(
         stem = strip_nifti_suffix(path.name) or ""
         if path not in paired.values() and not stem.endswith("_prob"):
             raise BratsInputError(path, "prediction without a reference case of the same id")
-    return Evaluation([score_files(paired[c.case_id], c, pred_convention, with_hd95) for c in refs])
+    evaluation = Evaluation(keep_going=keep_going)
+    for case in refs:
+        evaluation.attempt(lambda case=case: score_files(paired[case.case_id], case, pred_convention, with_hd95))
+    return evaluation
 
 
 def evaluate_checkpoint(
@@ -114,6 +132,7 @@ def evaluate_checkpoint(
     patches_per_case: int = 0,
     case_ids: list[str] | None = None,
     with_hd95: bool = True,
+    keep_going: bool = False,
 ) -> Evaluation:
     """Predict every labelled case (or ``case_ids``) with one checkpoint or the ensemble of several into
     ``out_dir/predictions``, then score; optionally also score the model on tumour-biased training-style patches,
@@ -126,14 +145,19 @@ def evaluate_checkpoint(
         if not refs:
             raise BratsInputError(data_dir, f"none of the cases {case_ids} is in the dataset")
     pred_dir = Path(out_dir) / "predictions"
-    evaluation = Evaluation()
+    evaluation = Evaluation(keep_going=keep_going)
     for case in refs:
-        prediction = predictor.predict(case)
-        predictor.write(prediction, pred_dir)
-        evaluation.cases.append(score_files(pred_dir / f"{case.case_id}_seg.nii.gz", case, with_hd95=with_hd95))
+        evaluation.attempt(lambda case=case: predict_and_score(predictor, case, pred_dir, with_hd95))
     if patches_per_case > 0:
         evaluation.patch_scores = patch_level_scores(predictor, refs, patches_per_case)
     return evaluation
+
+
+def predict_and_score(predictor: Predictor, case: Case, pred_dir: Path, with_hd95: bool = True) -> CaseScores:
+    """Predict one labelled case into ``pred_dir`` and score the written file as ``--pred/--ref`` would."""
+    prediction = predictor.predict(case)
+    seg = predictor.write(prediction, pred_dir)[0]
+    return score_files(seg, case, with_hd95=with_hd95)
 
 
 def patch_level_scores(predictor: Predictor, cases: list[Case], patches_per_case: int, seed: int = 0) -> dict:

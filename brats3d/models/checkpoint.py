@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,14 +91,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         with torch.serialization.safe_globals(_LEGACY_NUMPY):
             payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        if "Unsupported global" not in text:  # not a pickle at all (junk, truncated)
+        # PyTorch names a refused global differently across versions ("Unsupported global: GLOBAL x.y",
+        # "unsupported GLOBAL x.y whose module ..."); the name follows the word GLOBAL in both. Without one, the
+        # file is no pickle at all (junk, truncated).
+        name = re.search(r"GLOBAL\s+([\w.]+)", str(exc))
+        if name is None:
             raise BratsInputError(path, "not a readable checkpoint (not a PyTorch file, or truncated)") from exc
-        name = text.split("Unsupported global:", 1)[1].split()[1] if "Unsupported global:" in text else "?"
         raise BratsInputError(
             path,
-            f"refused: the file asks to run or build Python object {name}, which could execute code; brats3d "
-            "checkpoints hold only weights and plain data, so this is not one (nothing from it was run)",
+            f"refused: the file asks to run or build Python object {name.group(1)}, which could execute code; "
+            "brats3d checkpoints hold only weights and plain data, so this is not one (nothing from it was run)",
         ) from exc
     except Exception as exc:
         raise BratsInputError(path, f"not a readable checkpoint ({_first_line(exc)})") from exc

@@ -23,12 +23,13 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from brats3d.config import RunConfig, load_config
+from brats3d.data.inspect import require_good_cases
 from brats3d.data.labels import CLASS_NAMES, REGION_NAMES, REGION_SHORT
 from brats3d.data.layouts import discover
 from brats3d.data.targets import get_target
-from brats3d.errors import BratsInputError
+from brats3d.errors import BratsInputError, find_input_error
 from brats3d.evaluation.metrics import score_case
-from brats3d.files import atomic_path
+from brats3d.files import atomic_path, check_output_location, ensure_output_dir
 from brats3d.inference.predict import PredictOptions, segment_cropped
 from brats3d.models import build_network
 from brats3d.models.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -190,22 +191,34 @@ class Trainer:
         self.log(f"resuming {self.run_dir} after epoch {self.epoch} (best mean Dice {self.best:.4f})")
 
     def load_data(self) -> None:
-        """Index the dataset, split it (or read the saved split), and cache this rank's cases."""
+        """Index the dataset, split it (or read the saved split), check every case and cache this rank's share.
+
+        Bad cases stop the run before training, all of them named at once: headers and file completeness first
+        (cheap), and if the cache fill still meets a bad voxel (NaN, a label value outside the convention), every
+        case is read to list them all. The run folder is written only after the data passed.
+        """
         c = self.config
         index = discover(c.data.root, c.data.layout).require_clean()
         self.convention = index.layout.convention.value
         cases = index.labelled()
         split_path = self.run_dir / "split.json"
         self.train_cases, self.val_cases = read_split(split_path, cases) if self.resume else split_cases(cases, c)
+        require_good_cases([*self.train_cases, *self.val_cases], index.root)
+        cache_dir = Path(c.data.cache_dir or self.run_dir / "cache")
+        try:
+            self.train_ds, self.val_ds, self.train_transform = build_datasets(
+                self.train_cases, self.val_cases, c, cache_dir, self.rank, self.world
+            )
+        except Exception as exc:
+            if find_input_error(exc) is None:
+                raise
+            require_good_cases([*self.train_cases, *self.val_cases], index.root, full=True)
+            raise find_input_error(exc) from exc
+        self.steps = steps_per_epoch(c, len(self.train_cases), self.world)
         if dist.is_main() and not self.resume:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            ensure_output_dir(self.run_dir)
             c.save(self.run_dir / "config.yaml")
             write_split(split_path, self.train_cases, self.val_cases, c)
-        cache_dir = Path(c.data.cache_dir or self.run_dir / "cache")
-        self.train_ds, self.val_ds, self.train_transform = build_datasets(
-            self.train_cases, self.val_cases, c, cache_dir, self.rank, self.world
-        )
-        self.steps = steps_per_epoch(c, len(self.train_cases), self.world)
 
     # -- one step, one epoch ----------------------------------------------------------------------------------
     def train_step(self, batch: dict) -> float:
@@ -364,6 +377,7 @@ def train(
         config.data.root = str(data_dir)
     if not config.data.root:
         raise BratsInputError(None, "no dataset: pass --data DIR or set data.root in the config")
+    check_output_location(run_dir)
     trainer = Trainer(config, run_dir, resume, log)
     trainer.setup()
     trainer.load_data()
