@@ -50,8 +50,10 @@ class Target:
         return {"sigmoid": True} if self.sigmoid else {"softmax": True, "to_onehot_y": True}
 
 
+REGIONS = "regions"  # the default target, and the one BraTS scores (post-processing rules are chosen on it)
+
 TARGETS: dict[str, Target] = {
-    "regions": Target("regions", REGION_NAMES, True, "WT/TC/ET regions, a sigmoid each (BraTS evaluation regions)"),
+    REGIONS: Target(REGIONS, REGION_NAMES, True, "WT/TC/ET regions, a sigmoid each (BraTS evaluation regions)"),
     "classes": Target("classes", ("background", *CLASS_NAMES), False, "background + ED/NET/ET, softmax"),
 }
 

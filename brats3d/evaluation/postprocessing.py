@@ -17,7 +17,7 @@ from brats3d.data.brain import brain_mask
 from brats3d.data.io import load_case
 from brats3d.data.labels import REGION_NAMES, REGION_SHORT
 from brats3d.data.layouts import Case
-from brats3d.data.targets import get_target
+from brats3d.data.targets import REGIONS, get_target
 from brats3d.evaluation.crossval import load_probabilities
 from brats3d.evaluation.metrics import Confusion, structure_mask
 from brats3d.inference.postprocess import PostProcessing
@@ -42,7 +42,7 @@ class _Case:
         self.truth = loaded.label[box]
 
     def dice(self, rules: PostProcessing) -> dict[str, float]:
-        labels = get_target("regions").labels(self.probs, rules.thresholds)
+        labels = get_target(REGIONS).labels(self.probs, rules.thresholds)
         labels = rules.apply(np.where(self.brain, labels, 0).astype(np.uint8))
         return {n: Confusion.of(structure_mask(labels, n), structure_mask(self.truth, n)).dice for n in REGION_NAMES}
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from monai.inferers import sliding_window_inference
 
-from brats3d.data.targets import get_target
+from brats3d.data.targets import REGIONS, get_target
 from brats3d.models.device import autocast
 
 
@@ -27,7 +27,7 @@ def sliding_window_predict(
     model: nn.Module,
     image: torch.Tensor,
     patch_size: Sequence[int],
-    target: str = "regions",
+    target: str = REGIONS,
     overlap: float = 0.5,
     sw_batch_size: int = 4,
     device: torch.device | str = "cpu",

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss, TverskyLoss
 
-from brats3d.data.targets import Target, get_target
+from brats3d.data.targets import REGIONS, Target, get_target
 
 LOSSES = ("dice", "dice_ce", "dice_focal", "tversky")
 
@@ -29,7 +29,7 @@ class DiceBCELoss(nn.Module):
         return self.dice(logits, target) + self.bce(logits, target)
 
 
-def build_loss(name: str = "dice", target: Target | str = "regions", smooth: float = 1e-5) -> nn.Module:
+def build_loss(name: str = "dice", target: Target | str = REGIONS, smooth: float = 1e-5) -> nn.Module:
     """The named loss for ``target``'s activation (sigmoid regions, or softmax classes with integer labels)."""
     target = get_target(target) if isinstance(target, str) else target
     common = {"smooth_nr": smooth, "smooth_dr": smooth, "batch": True, **target.loss_activation()}

@@ -13,7 +13,7 @@ import torch.nn as nn
 from monai.networks.nets import UNETR, AttentionUnet, SegResNet, SwinUNETR, UNet, VNet
 
 from brats3d.data.layouts import MODALITIES
-from brats3d.data.targets import get_target
+from brats3d.data.targets import REGIONS, get_target
 from brats3d.errors import BratsInputError
 
 
@@ -75,7 +75,7 @@ def check_network(name: str, patch_size: Sequence[int]) -> str | None:
 
 
 def build_network(
-    name: str, patch_size: Sequence[int], target: str = "regions", kwargs: dict[str, Any] | None = None
+    name: str, patch_size: Sequence[int], target: str = REGIONS, kwargs: dict[str, Any] | None = None
 ) -> nn.Module:
     """The named network for 4-channel input; a patch size it cannot take is a clear error."""
     problem = check_network(name, patch_size)

@@ -27,6 +27,7 @@ from monai.transforms import (
 )
 
 from brats3d.data.brain import is_brain
+from brats3d.data.targets import REGIONS
 from brats3d.transforms.intensity import brain_normalisation
 from brats3d.transforms.loading import LoadCased
 from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
@@ -87,7 +88,7 @@ def build_train_transforms(
     unbiased_fraction: float = 0.1,
     class_balance: bool = True,
     samples_per_case: int = 4,
-    target: str = "regions",
+    target: str = REGIONS,
     per_slice_norm: bool = False,
     reader: str = "nibabel",
     augment: bool = True,

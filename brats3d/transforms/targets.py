@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from monai.transforms import MapTransform
 
-from brats3d.data.targets import get_target
+from brats3d.data.targets import REGIONS, get_target
 
 
 class LabelToTargetd(MapTransform):
@@ -18,7 +18,7 @@ class LabelToTargetd(MapTransform):
     empty ET channel on Decathlon data), this works on the canonical labels, whatever layout they came from.
     """
 
-    def __init__(self, target: str = "regions", key: str = "label") -> None:
+    def __init__(self, target: str = REGIONS, key: str = "label") -> None:
         super().__init__(keys=key)
         self.target = get_target(target)
 
