@@ -95,8 +95,9 @@ def test_a_bad_voxel_found_while_caching_is_one_line(make_dataset, tmp_path, cap
 
 
 @pytest.mark.parametrize("where", ["under_a_file", "under_proc"])
-def test_an_output_folder_that_cannot_be_made_is_one_line_before_any_work(where, checkpoint, make_dataset, tmp_path,
-                                                                          capsys):
+def test_an_output_folder_that_cannot_be_made_is_one_line_before_any_work(
+    where, checkpoint, make_dataset, tmp_path, capsys
+):
     case = next(make_dataset("brats2021", cases=1).iterdir())
     (tmp_path / "file").write_text("x")
     out = tmp_path / "file" / "sub" if where == "under_a_file" else Path("/proc/brats3d-test/sub")
@@ -195,3 +196,19 @@ def test_predict_over_a_folder_goes_on_past_a_bad_case(checkpoint, make_dataset,
     err = capsys.readouterr().err
     assert f"{bad}: file is truncated" in err and "1 case(s) failed" in err
     assert len(list(out.glob("*_seg.nii.gz"))) == 2 and not list(out.glob(".*"))
+
+
+def test_evaluate_over_a_folder_scores_the_good_cases_and_lists_the_bad(make_dataset, tmp_path, capsys):
+    ref = make_dataset("brats2021", cases=3, shape=(32, 32, 16))
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for seg in sorted(ref.glob("*/*_seg.nii.gz")):
+        shutil.copy(seg, pred / seg.name)
+    bad = sorted(pred.iterdir())[1]
+    _truncate(bad)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(out), "--no-hd95"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: file is truncated" in err and "1 case(s) failed" in err
+    rows = (out / "per_case.csv").read_text().splitlines()
+    assert len({row.split(",")[0] for row in rows[1:]}) == 2 and bad.name.split("_seg")[0] not in "".join(rows)
