@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import tempfile
 from pathlib import Path
@@ -12,7 +13,10 @@ import torch
 from brats3d.data.layouts import Case, discover
 from brats3d.data.synthetic import write_dataset
 
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "brats18-sample"
+# The ten shared cases; BRATS3D_REAL_DATA points elsewhere (a copy carried to a GPU machine, say).
+REAL_DATA = Path(
+    os.environ.get("BRATS3D_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "brats18-sample")
+)
 RESULTS = Path(__file__).resolve().parent / "results"  # JSON of the latest run of each benchmark
 
 

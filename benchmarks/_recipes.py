@@ -32,6 +32,7 @@ from monai.transforms import (
     RandScaleIntensityd,
     RandShiftIntensityd,
     RandSpatialCropd,
+    SpatialPadd,
 )
 from monai.utils import set_determinism
 
@@ -71,6 +72,7 @@ def _transforms(recipe: str, config: RunConfig, convention: str) -> Compose:
         crop = [RandSpatialCropd(keys=keys, roi_size=patch, random_size=False)]
     else:
         crop = [
+            SpatialPadd(keys=keys, spatial_size=patch),  # a no-op on 240x240x155 scans; smaller ones need it
             RandCropByPosNegLabeld(
                 keys=keys,
                 label_key="label",
@@ -79,7 +81,7 @@ def _transforms(recipe: str, config: RunConfig, convention: str) -> Compose:
                 neg=1,
                 num_samples=config.data.patches_per_case,
                 image_key="image",
-            )
+            ),
         ]
     tail = [
         *[RandFlipd(keys=keys, prob=0.5, spatial_axis=a) for a in range(3)],
@@ -91,8 +93,11 @@ def _transforms(recipe: str, config: RunConfig, convention: str) -> Compose:
     return Compose([*head, *crop, *tail])
 
 
-def train_recipe(recipe: str, cases: list[Case], config: RunConfig, run_dir: Path, log=print) -> dict:
-    """Train for ``config.train.max_minutes`` of wall clock and save ``run_dir/best.pt`` (the final weights)."""
+def train_recipe(
+    recipe: str, cases: list[Case], config: RunConfig, run_dir: Path, max_patches: int = 0, log=print
+) -> dict:
+    """Train for ``config.train.max_minutes`` of wall clock, or for ``max_patches`` training patches when given,
+    and save ``run_dir/best.pt`` (the final weights)."""
     config = recipe_config(recipe, config)
     set_determinism(config.seed)
     items = [{"image": [str(p) for p in c.images], "label": str(c.label)} for c in cases]
@@ -105,13 +110,19 @@ def train_recipe(recipe: str, cases: list[Case], config: RunConfig, run_dir: Pat
     trainer = Trainer(config, run_dir, resume=False, log=log)
     trainer.setup()  # network, loss, optimiser exactly as brats3d builds them; the update is Trainer.train_step
     t0, epochs, patches = time.perf_counter(), 0, 0
-    while (used := budget_share(config, time.perf_counter() - t0)) < 1.0:
-        set_learning_rate(trainer.optimizer, config, epochs, used)
+
+    def used() -> float:
+        return patches / max_patches if max_patches else budget_share(config, time.perf_counter() - t0)
+
+    while used() < 1.0:
+        set_learning_rate(trainer.optimizer, config, epochs, used())
         trainer.model.train()
         losses = []
         for batch in loader:
             losses.append(trainer.train_step(batch))
             patches += batch["image"].shape[0]
+            if used() >= 1.0:
+                break
         epochs += 1
         log(f"{recipe}: epoch {epochs} loss {np.mean(losses):.4f} ({time.perf_counter() - t0:.0f}s)")
     run_dir.mkdir(parents=True, exist_ok=True)

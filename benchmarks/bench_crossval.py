@@ -7,8 +7,13 @@ Units run fold by fold, alternating recipes, so that a machine busier at some ti
 The out-of-fold probabilities of each case are kept under --out (uint8, compressed) so that post-processing can be
 chosen from them afterwards (`brats3d postprocess`), without training again.
 
-Needs ../shared/data/brats18-sample. Run from benchmarks/:
-    python bench_crossval.py --minutes 6                  # everything not yet done
+The budget is wall clock (``--minutes``, what a user on this machine gets) or a number of training patches
+(``--patches``, the same network compute for every recipe): with a patch budget a GPU runs the CPU experiment
+step for step in a fraction of the time, which is how recipe variants were compared (see BENCHMARKS.md).
+
+Needs ../shared/data/brats18-sample (or --data). Run from benchmarks/:
+    python bench_crossval.py --minutes 10                 # everything not yet done
+    python bench_crossval.py --patches 1800 --json results/crossval_gpu.json
     python bench_crossval.py --minutes 6 --recipe ours --fold 2
     python bench_crossval.py --minutes 6 --report         # only print the tables from the JSON
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -31,7 +37,7 @@ from brats3d.data.layouts import discover
 from brats3d.evaluation.evaluate import score_files
 from brats3d.files import atomic_path
 from brats3d.inference.predict import PredictOptions, Predictor
-from brats3d.training.data import fold_assignment
+from brats3d.training.data import fold_assignment, steps_per_epoch
 from brats3d.training.trainer import train
 
 RECIPES = ("ours", "monai")
@@ -40,28 +46,31 @@ RECIPES = ("ours", "monai")
 def train_unit(recipe: str, fold: int, args, cases, out: Path) -> tuple[Path, dict]:
     """Train one recipe on the training cases of one fold; returns its checkpoint and training facts."""
     overrides = [
-        f"train.max_minutes={args.minutes}",
-        "train.epochs=100000",
+        *([f"train.max_minutes={args.minutes}", "train.epochs=100000"] if not args.patches else []),
         f"data.folds={args.folds}",
         f"data.fold={fold}",
         "validation.every=100000",  # the out-of-fold scoring below is the validation; none inside the budget
         *args.set,
     ]
     config = load_config(args.config, overrides)
+    validation = set(fold_assignment([c.case_id for c in cases], args.folds, config.seed)[fold])
+    n_train = len(cases) - len(validation)
+    if args.patches:  # whole epochs of ours' own length, at least the patch budget; the cosine ends with them
+        per_epoch = steps_per_epoch(config, n_train, 1) * config.train.batch_size
+        config.train.epochs = math.ceil(args.patches / per_epoch)
     run = out / recipe / f"fold_{fold}"
     if run.exists():  # an interrupted unit starts over
         shutil.rmtree(run)
     if recipe == "ours":
         t0 = time.perf_counter()
-        result = train(config, run, data_dir=REAL_DATA)
+        result = train(config, run, data_dir=args.data)
         facts = {
             "epochs": result.epochs_done,
             "train_minutes": round((time.perf_counter() - t0) / 60, 1),
             "patches_per_s": float(np.mean([r["patches_per_s"] for r in result.history])),
         }
         return run / "last.pt", facts  # the final weights (with folds, best.pt is chosen on these very cases)
-    validation = set(fold_assignment([c.case_id for c in cases], args.folds, config.seed)[fold])
-    facts = train_recipe(recipe, [c for c in cases if c.case_id not in validation], config, run)
+    facts = train_recipe(recipe, [c for c in cases if c.case_id not in validation], config, run, args.patches)
     return run / "best.pt", facts
 
 
@@ -83,7 +92,12 @@ def score_unit(checkpoint: Path, val_cases, out: Path) -> list[dict]:
 
 def load_results(path: Path, args) -> dict:
     results = json.loads(path.read_text()) if path.is_file() else {}
-    key = {"budget_minutes": args.minutes, "folds": args.folds, "set": args.set}
+    key = {
+        "budget_minutes": None if args.patches else args.minutes,
+        "budget_patches": args.patches or None,
+        "folds": args.folds,
+        "set": args.set,
+    }
     if {k: results.get(k) for k in key} != key:
         results = {**key, "units": {}}
     return results
@@ -123,7 +137,15 @@ def report(results: dict) -> None:
                     "ET true ml": round(et["ref_volume_ml"], 1),
                 }
             )
-    print(f"\n{results['folds']}-fold cross-validation, {results['budget_minutes']:g} min per fold")
+    if not rows:
+        print("no finished units yet")
+        return
+    budget = (
+        f"{results['budget_patches']} patches"
+        if results.get("budget_patches")
+        else f"{results['budget_minutes']:g} min"
+    )
+    print(f"\n{results['folds']}-fold cross-validation, {budget} per fold")
     print_table(rows, list(rows[0]) if rows else ["recipe"])
     print()
     print_table(per_case, list(per_case[0]) if per_case else ["recipe"])
@@ -132,6 +154,8 @@ def report(results: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=6.0, help="training budget per recipe and fold")
+    parser.add_argument("--patches", type=int, default=0, help="budget in training patches instead of minutes")
+    parser.add_argument("--data", default=str(REAL_DATA), help="the labelled cases (default: the shared ten)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--fold", default="all", help="0..folds-1 or all")
     parser.add_argument("--recipe", choices=(*RECIPES, "all"), default="all")
@@ -146,9 +170,9 @@ def main() -> None:
     if args.report:
         report(results)
         return
-    if not REAL_DATA.is_dir():
-        raise SystemExit(f"{REAL_DATA} not found: this benchmark needs the real sample")
-    cases = discover(REAL_DATA).labelled()
+    if not Path(args.data).is_dir():
+        raise SystemExit(f"{args.data} not found: this benchmark needs the real sample")
+    cases = discover(args.data).labelled()
     folds = range(args.folds) if args.fold == "all" else [int(args.fold)]
     recipes = RECIPES if args.recipe == "all" else (args.recipe,)
     assignment = fold_assignment([c.case_id for c in cases], args.folds, load_config(args.config).seed)
@@ -158,8 +182,9 @@ def main() -> None:
             key = f"{recipe}/fold_{fold}"
             if key in results["units"]:
                 continue
-            out = Path(args.out) / f"{args.minutes:g}min" / recipe
-            print(f"== {key}: training {args.minutes:g} min")
+            budget = f"{args.patches}patches" if args.patches else f"{args.minutes:g}min"
+            out = Path(args.out) / budget / recipe
+            print(f"== {key}: training {budget}")
             checkpoint, facts = train_unit(recipe, fold, args, cases, out.parent)
             val_cases = [c for c in cases if c.case_id in assignment[fold]]
             results["units"][key] = {**facts, "cases": score_unit(checkpoint, val_cases, out)}

@@ -25,6 +25,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=2, help="patches per step")
     parser.add_argument("--amp", default="auto")
+    parser.add_argument("--config", default=None, help="a packaged config or YAML to start from (e.g. gpu_full_data)")
+    parser.add_argument("--workers", type=int, default=0, help="loader processes")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     cases, source = benchmark_cases(args.cases)
@@ -32,14 +34,14 @@ def main() -> None:
     ids = [c.case_id for c in cases]
     run = Path(tempfile.mkdtemp(prefix="brats3d-bench-train-")) / "run"
     config = load_config(
-        None,
+        args.config,
         [
             f"model.network={args.network}",
             "data.patches_per_case=1",
             f"train.batch_size={args.batch}",
             f"train.steps_per_epoch={args.steps}",
             "train.epochs=2",
-            "data.num_workers=0",
+            f"data.num_workers={args.workers}",
             f"train.amp={args.amp}",
             f"data.val_cases={ids[-1:]}",
             "validation.max_cases=1",
@@ -58,9 +60,12 @@ def main() -> None:
         "s_per_step": args.batch / second["patches_per_s"],
         "patches_per_s": second["patches_per_s"],
         "data_wait_share": second["data_wait_share"],
+        "loader_workers": args.workers,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    print(f"\ndata: {source}; patch 160x160x16; {args.steps} steps per epoch, epoch 2 shown")
+    if torch.cuda.is_available():
+        row["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print(f"\ndata: {source}; config {args.config or 'defaults'}; {args.steps} steps per epoch, epoch 2 shown")
     print_table([row], list(row))
     write_json(
         args.json or str(RESULTS / f"training_{args.network}.json"),
