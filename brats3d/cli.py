@@ -216,7 +216,7 @@ def _cmd_postprocess(args: argparse.Namespace) -> int:
     from brats3d.data.layouts import discover
     from brats3d.evaluation.crossval import PROBABILITIES, fold_runs
     from brats3d.evaluation.postprocessing import choose_postprocessing
-    from brats3d.inference.postprocess import RULES_FILE
+    from brats3d.transforms.postprocess import RULES_FILE
 
     ids = {i for _, fold_ids in fold_runs(args.run) for i in fold_ids}
     cases = [c for c in discover(args.data).labelled() if c.case_id in ids]

@@ -22,6 +22,7 @@ from brats3d.files import atomic_path
 from brats3d.models.device import AMP_CHOICES
 from brats3d.models.losses import LOSSES
 from brats3d.models.registry import check_network
+from brats3d.transforms.postprocess import PostProcessing
 
 
 @dataclass
@@ -100,6 +101,10 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    # The rules `brats3d predict` applies to this recipe's models unless the run has its own postprocessing.json
+    # (from `brats3d postprocess`) or the command line says otherwise; the packaged recipes carry the rules their
+    # cross-validation chose.
+    postprocessing: PostProcessing = field(default_factory=PostProcessing)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -293,6 +298,10 @@ def validate(config: RunConfig, source: object = None) -> None:
         raise BratsInputError(source, "train.epochs and validation.every must be at least 1")
     if not 0 <= config.validation.overlap < 1:
         raise BratsInputError(source, f"validation.overlap must lie in [0, 1), got {config.validation.overlap}")
+    try:
+        config.postprocessing.check()
+    except ValueError as exc:
+        raise BratsInputError(source, f"postprocessing: {exc}") from exc
     problem = check_network(config.model.network, d.patch_size)
     if problem:
         raise BratsInputError(source, problem)

@@ -20,7 +20,7 @@ from brats3d.data.layouts import Case
 from brats3d.data.targets import REGIONS, get_target
 from brats3d.evaluation.crossval import load_probabilities
 from brats3d.evaluation.metrics import Confusion, structure_mask
-from brats3d.inference.postprocess import PostProcessing
+from brats3d.transforms.postprocess import PostProcessing
 
 MIN_GAIN = 0.005
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -19,11 +19,11 @@ from brats3d.data.layouts import MODALITIES, Case, Layout, discover
 from brats3d.data.targets import Target, get_target
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
-from brats3d.inference.postprocess import RULES_FILE, PostProcessing, restrict_to_brain
 from brats3d.inference.sliding_window import sliding_window_predict
 from brats3d.models.checkpoint import load_checkpoint, model_from_checkpoint
 from brats3d.models.device import select_device
 from brats3d.transforms import build_val_transforms
+from brats3d.transforms.postprocess import RULES_FILE, PostProcessing, restrict_to_brain
 
 
 @dataclass
@@ -32,7 +32,7 @@ class PredictOptions:
     sw_batch_size: int = 4
     tta: bool = False
     # None: the run's post-processing rules (postprocessing.json beside the checkpoint or in its parent folder),
-    # else the neutral defaults (threshold 0.5, nothing removed); a value given here overrides the rule.
+    # else those of the checkpoint's recipe (its config's postprocessing section); a value given here overrides.
     threshold: float | None = None
     min_component: int | None = None  # voxels
     min_enhancing: int | None = None  # voxels
@@ -185,9 +185,11 @@ class Predictor:
         )
 
     def _rules(self, checkpoint: str | Path) -> PostProcessing:
-        """The run's post-processing rules, with any value given in the options taking precedence."""
+        """The run's post-processing rules (its postprocessing.json, else its recipe's), with any value given in the
+        options taking precedence."""
         path = find_rules(checkpoint)
-        rules = PostProcessing.load(path) if path else PostProcessing()
+        recipe = self.config.postprocessing
+        rules = PostProcessing.load(path) if path else replace(recipe, thresholds=list(recipe.thresholds))
         o = self.options
         if o.threshold is not None:
             rules.thresholds = [o.threshold] * 3

@@ -10,8 +10,8 @@ import pytest
 
 from brats3d.data.labels import EDEMA, ENHANCING, NON_ENHANCING
 from brats3d.errors import BratsInputError
-from brats3d.inference.postprocess import PostProcessing, relabel_small_enhancing
 from brats3d.inference.predict import PredictOptions, Predictor
+from brats3d.transforms.postprocess import PostProcessing, relabel_small_enhancing
 
 
 def _tumour(enhancing_voxels: int) -> np.ndarray:
@@ -64,3 +64,25 @@ def test_predict_applies_the_runs_rules_and_options_override_them(checkpoint):
     finally:
         rules_path.unlink()
     assert Predictor(checkpoint, PredictOptions(pictures=False)).rules == PostProcessing()
+
+
+def test_predict_falls_back_to_the_recipes_rules_and_a_runs_own_file_wins(checkpoint, tmp_path):
+    import torch
+
+    from brats3d.models.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(checkpoint)
+    payload["config"]["postprocessing"] = {"thresholds": [0.5, 0.5, 0.5], "min_component": 7, "min_enhancing": 9}
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save(payload, run / "best.pt")
+    assert Predictor(run / "best.pt", PredictOptions(pictures=False)).rules == PostProcessing([0.5] * 3, 7, 9)
+    PostProcessing([0.4, 0.5, 0.5], 1, 2).save(run / "postprocessing.json")
+    assert Predictor(run / "best.pt", PredictOptions(pictures=False)).rules == PostProcessing([0.4, 0.5, 0.5], 1, 2)
+
+
+def test_a_recipe_with_rules_out_of_range_is_refused_by_name():
+    from brats3d.config import load_config
+
+    with pytest.raises(BratsInputError, match=r"postprocessing: thresholds must be three numbers between 0 and 1"):
+        load_config(None, ["postprocessing.thresholds=[0.5, 1.5, 0.5]"])

@@ -1,7 +1,7 @@
 import numpy as np
 
 from brats3d.data.targets import get_target
-from brats3d.inference.postprocess import remove_small_components
+from brats3d.transforms.postprocess import remove_small_components
 
 
 def test_small_components_are_dropped_with_all_their_labels():
@@ -26,7 +26,7 @@ def test_thresholds_other_than_one_half():
 
 
 def test_labels_outside_the_brain_are_removed():
-    from brats3d.inference.postprocess import restrict_to_brain
+    from brats3d.transforms.postprocess import restrict_to_brain
 
     image = np.zeros((4, 6, 6, 6), np.float32)
     image[:, 1:4, 1:4, 1:4] = 1.0

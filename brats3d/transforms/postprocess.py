@@ -1,10 +1,11 @@
 """Post-processing of predicted label maps, and the rules a run chose for it from out-of-fold predictions.
 
-The rules (``PostProcessing``) are written by ``brats3d postprocess`` into a run folder as ``postprocessing.json``
-and applied by ``brats3d predict`` by default: per-region probability thresholds, removal of small tumour
-components, and the BraTS winners' rule that a scan with less predicted enhancing tumour than a minimum volume has
-none (those voxels become necrotic / non-enhancing core), because a few enhancing voxels are far more often a false
-positive than a real, tiny enhancing tumour.
+The rules (``PostProcessing``) come with a recipe (the ``postprocessing`` section of its config, chosen by
+cross-validating that recipe) or are written by ``brats3d postprocess`` into a run folder as ``postprocessing.json``
+(chosen from that run's own out-of-fold predictions, and preferred); ``brats3d predict`` applies them by default:
+per-region probability thresholds, removal of small tumour components, and the BraTS winners' rule that a scan with
+less predicted enhancing tumour than a minimum volume has none (those voxels become necrotic / non-enhancing core),
+because a few enhancing voxels are far more often a false positive than a real, tiny enhancing tumour.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ class PostProcessing:
         """The label-level rules (components, then enhancing volume) on canonical labels."""
         return relabel_small_enhancing(remove_small_components(labels, self.min_component), self.min_enhancing)
 
+    def check(self) -> None:
+        """ValueError when a rule is out of range (shared by the config schema and the rules file)."""
+        if len(self.thresholds) != 3 or not all(0 < t < 1 for t in self.thresholds):
+            raise ValueError(f"thresholds must be three numbers between 0 and 1, got {self.thresholds}")
+        if self.min_component < 0 or self.min_enhancing < 0:
+            raise ValueError("min_component and min_enhancing must be >= 0 voxels")
+
     def save(self, path: str | Path, evidence: dict | None = None) -> Path:
         """Write the rules (and the numbers that chose them) as JSON."""
         path = Path(path)
@@ -48,10 +56,11 @@ class PostProcessing:
         path = Path(path)
         try:
             rules = json.loads(path.read_text())["rules"]
-            thresholds = [float(t) for t in rules["thresholds"]]
-            if len(thresholds) != 3 or not all(0 < t < 1 for t in thresholds):
-                raise ValueError("thresholds must be three numbers between 0 and 1")
-            return cls(thresholds, int(rules["min_component"]), int(rules["min_enhancing"]))
+            loaded = cls(
+                [float(t) for t in rules["thresholds"]], int(rules["min_component"]), int(rules["min_enhancing"])
+            )
+            loaded.check()
+            return loaded
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BratsInputError(path, f"not valid post-processing rules ({exc})") from exc
 
