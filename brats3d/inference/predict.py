@@ -223,7 +223,8 @@ class Predictor:
         return Prediction(case, labels, full_probs, loaded, {"load": t1 - t0, "infer": t2 - t1})
 
     def write(self, prediction: Prediction, out_dir: str | Path, truth: np.ndarray | None = None) -> list[Path]:
-        """Label map (input grid, input label numbering), optional probabilities, and pictures."""
+        """Label map (input grid, input label numbering) with its viewer label tables, optional probabilities, and
+        pictures."""
         o, case, loaded = self.options, prediction.case, prediction.loaded
         out_dir = Path(out_dir)
         protect = (*case.images, *([case.label] if case.label else []))
@@ -247,6 +248,9 @@ class Predictor:
             with atomic_path(path, protect=protect) as tmp:
                 nib.save(img, str(tmp))
             written.append(path)
+        from brats3d.visualize import write_label_tables  # pictures and tables load their modules only when used
+
+        written += write_label_tables(written[0], case.convention)
         prediction.timings["write"] = time.perf_counter() - t0
         if o.pictures:
             from brats3d.visualize import write_case_pictures

@@ -81,7 +81,16 @@ def test_pictures_have_one_frame_per_slice(make_dataset, checkpoint, tmp_path):
     written = predictor.write(predictor.predict(case), tmp_path)
     names = sorted(p.name for p in written)
     assert names == sorted(
-        f"{case.case_id}_{s}" for s in ("seg.nii.gz", "axial.gif", "coronal.gif", "sagittal.gif", "montage.png")
+        f"{case.case_id}_{s}"
+        for s in (
+            "seg.nii.gz",
+            "seg.itksnap.txt",
+            "seg.ctbl",
+            "axial.gif",
+            "coronal.gif",
+            "sagittal.gif",
+            "montage.png",
+        )
     )
     x, y, z = nib.load(str(case.images[0])).shape[:3]
     for plane, count in (("axial", z), ("coronal", y), ("sagittal", x)):
@@ -172,7 +181,9 @@ def test_cli_predicts_a_whole_dataset(make_dataset, checkpoint, tmp_path, capsys
     )
     text = capsys.readouterr().out
     assert "BraTS-GLI-00001-000: WT" in text and "cm³" in text
-    assert sorted(p.name for p in out.iterdir()) == ["BraTS-GLI-00001-000_seg.nii.gz", "BraTS-GLI-00002-000_seg.nii.gz"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"BraTS-GLI-0000{i}-000_seg.{suffix}" for i in (1, 2) for suffix in ("ctbl", "itksnap.txt", "nii.gz")
+    ]
     assert not list(out.glob(".*"))
 
 
