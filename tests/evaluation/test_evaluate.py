@@ -78,8 +78,17 @@ def test_cli_writes_tables_and_report(make_dataset, tmp_path, capsys):
     assert summary["whole_scan"]["enhancing_tumour"]["dice"]["mean"] == 1.0
     assert summary["cases"] == 2
     rows = (out / "per_case.csv").read_text().splitlines()
-    assert rows[0] == "case,structure,dice,sensitivity,specificity,hd95,pred_volume_ml,ref_volume_ml"
+    assert rows[0] == (
+        "case,structure,dice,sensitivity,specificity,hd95,pred_volume_ml,ref_volume_ml,"
+        "lesion_dice,lesion_hd95,lesions,false_positives,missed_lesions"
+    )
     assert len(rows) == 1 + 2 * 6
+    whole_tumour = next(r.split(",") for r in rows if ",whole_tumour," in r)
+    assert whole_tumour[8:10] == ["1", "0"]  # a perfect prediction is perfect lesion-wise too
+    edema = next(r.split(",") for r in rows if ",edema," in r)
+    assert edema[8:] == [""] * 5  # lesion-wise scores exist for the regions only
+    assert summary["whole_scan"]["whole_tumour"]["lesion_dice"]["mean"] == 1.0
+    assert "Lesion-wise scores (BraTS 2023)" in (out / "report.md").read_text()
     html = (out / "report.html").read_text()
     assert "<table>" in html and 'src="dice_per_case.png"' in html
 
