@@ -230,6 +230,14 @@ def _cmd_postprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from brats3d.models.export import export_checkpoint
+
+    for path in export_checkpoint(args.checkpoint, args.out, args.format):
+        print(f"wrote {path}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from brats3d.demo import run_demo
 
@@ -355,6 +363,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="the labelled dataset the folds were made from")
     p.add_argument("--oof", help="folder of `brats3d evaluate --cv` (default RUN/out_of_fold)")
     p.set_defaults(func=_cmd_postprocess)
+
+    from brats3d.models.export import FORMATS
+
+    p = sub.add_parser(
+        "export",
+        help="write a checkpoint's network for use without brats3d: TorchScript, ONNX, or a MONAI bundle "
+        "(inputs, channel order, normalisation and outputs are described in the export's metadata.json)",
+    )
+    p.add_argument("checkpoint", help="a brats3d checkpoint (best.pt)")
+    p.add_argument("--format", choices=FORMATS, required=True, help="torchscript, onnx or bundle")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("demo", help="run the whole pipeline on synthetic data (a few minutes on a CPU)")
     p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")

@@ -5,7 +5,7 @@ All networks take the four MRI channels and output one logit per channel of thei
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,49 +19,57 @@ from brats3d.errors import BratsInputError
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    build: Callable[[int, int, Sequence[int], dict[str, Any]], nn.Module]
+    """A MONAI network class and the constructor arguments brats3d gives it (``model.kwargs`` win over them)."""
+
+    cls: type[nn.Module]
+    defaults: dict[str, Any]
     divisor: int  # every patch dimension must be a multiple of this
     summary: str
-
-
-def _unet3d(cin: int, cout: int, patch: Sequence[int], kw: dict[str, Any]) -> nn.Module:
-    args = {"channels": (16, 32, 64, 128, 256), "strides": (2, 2, 2, 2), "num_res_units": 2, "norm": "INSTANCE"}
-    return UNet(spatial_dims=3, in_channels=cin, out_channels=cout, **{**args, **kw})
-
-
-def _vnet(cin: int, cout: int, patch: Sequence[int], kw: dict[str, Any]) -> nn.Module:
-    # MONAI's default dropout of 0.5 everywhere slows convergence badly on small datasets; 0.1 is a saner default.
-    args = {"dropout_prob_down": 0.1, "dropout_prob_up": (0.1, 0.1)}
-    return VNet(spatial_dims=3, in_channels=cin, out_channels=cout, **{**args, **kw})
-
-
-def _segresnet(cin: int, cout: int, patch: Sequence[int], kw: dict[str, Any]) -> nn.Module:
-    args = {"init_filters": 16, "blocks_down": (1, 2, 2, 4), "blocks_up": (1, 1, 1)}
-    return SegResNet(spatial_dims=3, in_channels=cin, out_channels=cout, **{**args, **kw})
-
-
-def _attention_unet(cin: int, cout: int, patch: Sequence[int], kw: dict[str, Any]) -> nn.Module:
-    args = {"channels": (16, 32, 64, 128, 256), "strides": (2, 2, 2, 2)}
-    return AttentionUnet(spatial_dims=3, in_channels=cin, out_channels=cout, **{**args, **kw})
-
-
-def _unetr(cin: int, cout: int, patch: Sequence[int], kw: dict[str, Any]) -> nn.Module:
-    args = {"feature_size": 16, "hidden_size": 384, "mlp_dim": 1536, "num_heads": 6}
-    return UNETR(in_channels=cin, out_channels=cout, img_size=tuple(patch), **{**args, **kw})
-
-
-def _swin_unetr(cin: int, cout: int, patch: Sequence[int], kw: dict[str, Any]) -> nn.Module:
-    return SwinUNETR(in_channels=cin, out_channels=cout, **{"feature_size": 24, **kw})
+    takes_img_size: bool = False  # transformer encoders are built for one input size: the patch
 
 
 NETWORKS: dict[str, NetworkSpec] = {
-    "unet3d": NetworkSpec(_unet3d, 16, "MONAI UNet, 5 levels, residual units, instance norm"),
-    "vnet": NetworkSpec(_vnet, 16, "MONAI VNet (Milletari et al. 2016)"),
-    "segresnet": NetworkSpec(_segresnet, 8, "MONAI SegResNet (Myronenko 2018, BraTS winner)"),
-    "attention_unet": NetworkSpec(_attention_unet, 16, "MONAI AttentionUnet"),
-    "unetr": NetworkSpec(_unetr, 16, "MONAI UNETR (transformer encoder; fixed input size = patch size)"),
-    "swin_unetr": NetworkSpec(_swin_unetr, 32, "MONAI SwinUNETR (every patch dimension a multiple of 32)"),
+    "unet3d": NetworkSpec(
+        UNet,
+        {"channels": (16, 32, 64, 128, 256), "strides": (2, 2, 2, 2), "num_res_units": 2, "norm": "INSTANCE"},
+        16,
+        "MONAI UNet, 5 levels, residual units, instance norm",
+    ),
+    # MONAI's default dropout of 0.5 everywhere slows convergence badly on small datasets; 0.1 is a saner default.
+    "vnet": NetworkSpec(
+        VNet, {"dropout_prob_down": 0.1, "dropout_prob_up": (0.1, 0.1)}, 16, "MONAI VNet (Milletari et al. 2016)"
+    ),
+    "segresnet": NetworkSpec(
+        SegResNet,
+        {"init_filters": 16, "blocks_down": (1, 2, 2, 4), "blocks_up": (1, 1, 1)},
+        8,
+        "MONAI SegResNet (Myronenko 2018, BraTS winner)",
+    ),
+    "attention_unet": NetworkSpec(
+        AttentionUnet, {"channels": (16, 32, 64, 128, 256), "strides": (2, 2, 2, 2)}, 16, "MONAI AttentionUnet"
+    ),
+    "unetr": NetworkSpec(
+        UNETR,
+        {"feature_size": 16, "hidden_size": 384, "mlp_dim": 1536, "num_heads": 6},
+        16,
+        "MONAI UNETR (transformer encoder; fixed input size = patch size)",
+        takes_img_size=True,
+    ),
+    "swin_unetr": NetworkSpec(
+        SwinUNETR, {"feature_size": 24}, 32, "MONAI SwinUNETR (every patch dimension a multiple of 32)"
+    ),
 }
+
+
+def network_arguments(
+    name: str, patch_size: Sequence[int], target: str = REGIONS, kwargs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Every constructor argument of the named network for 4-channel input (also what an exported bundle uses)."""
+    spec = NETWORKS[name]
+    args = {"spatial_dims": 3, "in_channels": len(MODALITIES), "out_channels": get_target(target).out_channels}
+    if spec.takes_img_size:
+        args["img_size"] = tuple(patch_size)
+    return {**args, **spec.defaults, **dict(kwargs or {})}
 
 
 def check_network(name: str, patch_size: Sequence[int]) -> str | None:
@@ -82,7 +90,7 @@ def build_network(
     if problem:
         raise BratsInputError(None, problem)
     try:
-        model = NETWORKS[name].build(len(MODALITIES), get_target(target).out_channels, patch_size, dict(kwargs or {}))
+        model = NETWORKS[name].cls(**network_arguments(name, patch_size, target, kwargs))
     except TypeError as exc:
         raise BratsInputError(None, f"model.kwargs do not fit {name}: {exc}") from exc
     return model

@@ -1,0 +1,92 @@
+"""Exports run without brats3d and give what `brats3d predict` gives: TorchScript, ONNX and a MONAI bundle."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser
+
+from brats3d.cli import main
+from brats3d.data.layouts import discover
+from brats3d.inference.predict import PredictOptions, Predictor
+from brats3d.inference.sliding_window import sliding_window_predict
+
+
+def _whole_scan_probabilities(network, predictor: Predictor, case) -> torch.Tensor:
+    image = predictor.chain(case.to_dict())["image"]
+    return sliding_window_predict(network, image, predictor.patch_size, predictor.target.name, amp="off")
+
+
+@pytest.fixture
+def case_and_predictor(checkpoint, make_dataset):
+    case = discover(make_dataset("msd", cases=1, shape=(48, 48, 32))).cases[0]
+    return case, Predictor(checkpoint, PredictOptions(pictures=False, amp="off"))
+
+
+def test_torchscript_export_matches_predict_and_describes_itself(checkpoint, case_and_predictor, tmp_path):
+    case, predictor = case_and_predictor
+    assert main(["export", str(checkpoint), "--format", "torchscript", "--out", str(tmp_path)]) == 0
+    extra = {"metadata.json": ""}
+    module = torch.jit.load(str(tmp_path / "model.ts"), _extra_files=extra)
+    metadata = json.loads(extra["metadata.json"])
+    assert metadata["input"]["channels"] == ["flair", "t1", "t1ce", "t2"]
+    assert metadata["output"]["channels"] == ["whole_tumour", "tumour_core", "enhancing_tumour"]
+    assert metadata == json.loads((tmp_path / "metadata.json").read_text())
+    exported = _whole_scan_probabilities(module, predictor, case)
+    reference = _whole_scan_probabilities(predictor.models[0], predictor, case)
+    assert float((exported - reference).abs().max()) < 1e-5  # same graph, same arithmetic
+
+
+def test_onnx_export_runs_in_onnxruntime_and_matches_predict(checkpoint, case_and_predictor, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    case, predictor = case_and_predictor
+    assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(tmp_path)]) == 0
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "model.onnx")).metadata_props}
+    assert json.loads(props["brats3d"])["input"]["patch_size"] == predictor.patch_size
+
+    class OnnxNetwork(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+
+    exported = _whole_scan_probabilities(OnnxNetwork(), predictor, case)
+    reference = _whole_scan_probabilities(predictor.models[0], predictor, case)
+    assert float((exported - reference).abs().max()) < 1e-4  # ONNX Runtime's kernels round differently
+
+
+@pytest.mark.slow
+def test_monai_bundle_segments_a_scan_like_predict(checkpoint, case_and_predictor, tmp_path):
+    case, predictor = case_and_predictor
+    # A scan without background: predict's brain crop is then the whole scan, so both tile the same windows and
+    # any difference comes from the bundle's own preprocessing and post-processing.
+    img = nib.load(str(case.images[0]))
+    data = np.asanyarray(img.dataobj).astype(np.float32)
+    nib.save(nib.Nifti1Image(np.where(data == 0, 1.0, data), img.affine), str(case.images[0]))
+    bundle = tmp_path / "bundle"
+    assert main(["export", str(checkpoint), "--format", "bundle", "--out", str(bundle)]) == 0
+    assert {p.name for p in (bundle / "configs").iterdir()} == {"metadata.json", "inference.json"}
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "inference.json")]
+    command += ["--bundle_root", str(bundle), "--image", str(case.images[0]), "--output_dir", str(out)]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    written = list(out.glob("*_seg.nii.gz"))
+    assert len(written) == 1
+    from_bundle = nib.load(str(written[0]))
+    ours = predictor.predict(case).labels_in_source_order()
+    assert from_bundle.shape[:3] == ours.shape and np.allclose(from_bundle.affine, img.affine)
+    np.testing.assert_array_equal(np.asanyarray(from_bundle.dataobj).reshape(ours.shape), ours)
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser["bundle_root"], parser["image"] = str(bundle), str(case.images[0])
+    parser.get_parsed_content("load")
+    from_config = parser.get_parsed_content("probabilities")
+    reference = _whole_scan_probabilities(predictor.models[0], predictor, case)
+    assert float((from_config - reference).abs().max()) < 1e-5
