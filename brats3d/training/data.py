@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
 from monai.transforms import Compose
+from torch.utils.data import RandomSampler
 
 from brats3d.config import RunConfig
 from brats3d.data.layouts import Case
@@ -129,13 +130,22 @@ def loader_workers(config: RunConfig) -> int:
     return 0 if cores <= 4 else min(8, cores // 4)
 
 
-def train_loader(dataset: Dataset, config: RunConfig, epoch_seed: int, workers: int) -> DataLoader:
-    """A loader whose shuffling and worker seeds depend only on the epoch, so a resumed epoch replays exactly."""
+def train_loader(dataset: Dataset, config: RunConfig, epoch_seed: int, workers: int, steps: int) -> DataLoader:
+    """One loader for a whole epoch of ``steps`` batches, whose shuffling and worker seeds depend only on the epoch,
+    so a resumed epoch replays exactly.
+
+    The epoch's case order is drawn up front (successive permutations of the cases, as many as the steps need)
+    instead of cycling over one pass: on a small dataset a pass is a step or two, and every new pass would start
+    the loader processes again (measured on an H100 with 9 cases and 6 workers: 8.8 patches/s, 95 % of the step
+    spent waiting for data).
+    """
     generator = torch.Generator().manual_seed(epoch_seed)
+    cases_per_step = config.train.batch_size // config.data.patches_per_case
+    sampler = RandomSampler(dataset, num_samples=steps * cases_per_step, generator=generator)
     return DataLoader(
         dataset,
-        batch_size=config.train.batch_size // config.data.patches_per_case,
-        shuffle=True,
+        batch_size=cases_per_step,
+        sampler=sampler,
         num_workers=workers,
         generator=generator,
         pin_memory=torch.cuda.is_available(),

@@ -96,12 +96,6 @@ def budget_share(config: RunConfig, seconds: float) -> float:
     return seconds / (60 * config.train.max_minutes) if config.train.max_minutes else 0.0
 
 
-def _cycle(loader):
-    """Batches without end: an epoch of ``steps_per_epoch`` steps may run past one pass over the loader."""
-    while True:
-        yield from loader
-
-
 def validation_labels(model: nn.Module, item: dict, config: RunConfig, device: torch.device) -> np.ndarray:
     """Canonical labels for one whole validation scan (cropped grid), by the code ``brats3d predict`` runs."""
     v = config.validation
@@ -244,7 +238,7 @@ class Trainer:
         epoch_seed = c.seed * 100_003 + self.epoch * 1_009 + self.rank
         self.train_transform.set_random_state(seed=epoch_seed % (2**31))
         self.model.train()
-        batches = _cycle(train_loader(self.train_ds, c, epoch_seed, self.workers))
+        batches = iter(train_loader(self.train_ds, c, epoch_seed, self.workers, self.steps))
         losses, patches, wait, compute = [], 0, 0.0, 0.0
         bar = tqdm(
             total=self.steps, desc=f"epoch {self.epoch + 1}", disable=None if dist.is_main() else True, leave=False
