@@ -44,7 +44,7 @@ class DataConfig:
     cache: str = "memory"  # memory (CacheDataset) | disk (PersistentDataset) | none
     cache_rate: float = 1.0
     cache_dir: str | None = None  # for cache: disk; default RUN_DIR/cache
-    num_workers: int | None = None  # loader processes; None: chosen from the cores available (0 on up to 4 cores)
+    num_workers: int | None = None  # loader processes; None: from the cores (GPU: all but 2, up to 12; CPU: 0 on <= 4)
     augment: bool = True  # flips, small in-plane rotation/scaling, gamma, intensity scale/shift, noise, blur
     noise_std: float = 0.1  # standard deviation of the Gaussian-noise augmentation (0: none)
 

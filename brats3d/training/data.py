@@ -117,16 +117,20 @@ def steps_per_epoch(config: RunConfig, n_train: int, world: int) -> int:
     return max(1, math.ceil(n_train / (world * cases_per_step)))
 
 
-def loader_workers(config: RunConfig) -> int:
-    """``data.num_workers``, or when unset: none on up to 4 cores, else a quarter of the cores (at most 8).
+def loader_workers(config: RunConfig, device_type: str = "cpu", world: int = 1) -> int:
+    """``data.num_workers``, or when unset, from this rank's share of the cores:
 
-    The cached pipeline delivers patches far faster than a CPU trains on them, so workers only pay off where spare
-    cores exist; on 2 cores two workers plus the training threads oversubscribe them (measured by the team:
-    4.3 patches/s with 2 workers against 6.7 with none).
+    - on a GPU, all but two of them (at most 12): the GPU trains far faster than one process augments patches
+      (H100, unet3d, batch 8 of 160x160x16: 114 patches/s with 6 workers, 139.5 with 12; BENCHMARKS.md);
+    - on a CPU, none on up to 4 cores, else a quarter (at most 8): the cached pipeline delivers patches faster than
+      a CPU trains on them, and on 2 cores two workers plus the training threads oversubscribe them (measured by
+      the team: 4.3 patches/s with 2 workers against 6.7 with none).
     """
     if config.data.num_workers is not None:
         return config.data.num_workers
-    cores = available_cores()
+    cores = available_cores() // max(1, world)
+    if device_type == "cuda":
+        return max(0, min(12, cores - 2))
     return 0 if cores <= 4 else min(8, cores // 4)
 
 

@@ -159,7 +159,7 @@ class Trainer:
         device = select_device(c.train.device)
         self.device = dist.init_from_env(device.type) or device
         self.rank, self.world = dist.rank(), dist.world_size()
-        self.workers = loader_workers(c)
+        self.workers = loader_workers(c, self.device.type, self.world)
         torch.set_num_threads(c.train.threads or max(1, available_cores() // self.world - self.workers))
         set_determinism(seed=c.seed + self.rank)
         self.model = build_network(c.model.network, c.data.patch_size, c.model.target, c.model.kwargs).to(self.device)

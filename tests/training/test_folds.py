@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from brats3d.config import load_config
 from brats3d.data.layouts import discover
@@ -66,3 +67,27 @@ def test_no_validation_trains_on_every_case(make_dataset):
     cases = discover(make_dataset("msd", cases=3, shape=(24, 24, 16))).labelled()
     train, val = split_cases(cases, load_config(None, ["data.val_fraction=0", "data.patch_size=[16,16,16]"]))
     assert len(train) == 3 and val == []
+
+
+def test_loader_workers_follow_the_device_and_the_cores(monkeypatch):
+    from brats3d.training import data
+
+    config = load_config(None)
+    monkeypatch.setattr(data, "available_cores", lambda: 16)
+    assert data.loader_workers(config, "cuda") == 12  # a GPU waits for augmentation: all cores but two, at most 12
+    assert data.loader_workers(config, "cuda", world=4) == 2  # four ranks share the 16 cores
+    assert data.loader_workers(config, "cpu") == 4
+    monkeypatch.setattr(data, "available_cores", lambda: 2)
+    assert data.loader_workers(config, "cpu") == 0  # workers would only compete with the training threads
+    assert data.loader_workers(load_config(None, ["data.num_workers=3"]), "cuda") == 3
+
+
+def test_an_epoch_draws_its_cases_in_one_loader_of_whole_permutations():
+    from brats3d.training.data import train_loader
+
+    config = load_config(None, ["train.batch_size=2", "data.patches_per_case=1"])
+    dataset = [{"image": torch.full((1,), float(i))} for i in range(3)]
+    order = [int(v) for b in train_loader(dataset, config, 7, 0, steps=6) for v in b["image"].flatten()]
+    assert len(order) == 12 and all(sorted(order[i : i + 3]) == [0, 1, 2] for i in range(0, 12, 3))
+    again = [int(v) for b in train_loader(dataset, config, 7, 0, steps=6) for v in b["image"].flatten()]
+    assert again == order  # the epoch seed alone fixes the order (exact resume)
