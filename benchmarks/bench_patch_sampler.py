@@ -1,7 +1,7 @@
-"""Tumour-biased patch sampling: our summed-area sampler vs naive rejection sampling (the seed course's way).
+"""Tumour-biased patch sampling: our summed-area sampler vs naive rejection sampling (as Keras BraTS notebooks do).
 
 Both enforce "at most 95 % background" on 160x160x16 patches. The naive sampler draws random crops of a one-hot
-label (as the seed course does) until one passes, up to 1000 tries. Run: python benchmarks/bench_patch_sampler.py
+label (as those notebooks do) until one passes, up to 1000 tries. Run: python benchmarks/bench_patch_sampler.py
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
 
 def naive_rejection(label: np.ndarray, patch, min_fraction: float, rng: np.random.Generator, tries: int = 1000):
     """Random crops of the one-hot label until the background share is at most 1 - min_fraction."""
-    one_hot = np.eye(4, dtype=np.float32)[label]  # (X, Y, Z, 4), as the seed course builds it
+    one_hot = np.eye(4, dtype=np.float32)[label]  # (X, Y, Z, 4), as those notebooks build it
     for attempt in range(1, tries + 1):
         start = [rng.integers(0, s - p + 1) for s, p in zip(label.shape, patch)]
         crop = one_hot[tuple(slice(s, s + p) for s, p in zip(start, patch))]

@@ -257,7 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="detect a dataset's layout, list its cases and report problems")
     p.add_argument("data", help="dataset directory (Decathlon Task01, BraTS 2018-2021 or BraTS 2023+)")
     p.add_argument("--layout", choices=LAYOUT_CHOICES, help="skip detection and assume this layout")
-    p.add_argument("--full", action="store_true", help="read every voxel (finds truncated files and NaNs; slower)")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="also read every voxel (NaN/Inf, label values; slower). Truncated files are found without it",
+    )
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("synth", help="write synthetic BraTS-like phantom cases in a dataset layout")

@@ -1,5 +1,5 @@
-"""Losses by name. The soft Dice is the mission's: 1 - mean_c (2·Σpq + ε) / (Σp² + Σq² + ε), sums over the batch and
-the voxels, mean over the output channels (MONAI ``DiceLoss(squared_pred=True, batch=True)``)."""
+"""Losses by name. The soft Dice the project specifies: 1 - mean_c (2·Σpq + ε) / (Σp² + Σq² + ε), sums over the
+batch and the voxels, mean over the output channels (MONAI ``DiceLoss(squared_pred=True, batch=True)``)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ def brain_normalisation(key: str = "image", per_slice: bool = False) -> MapTrans
 
 
 class NormalizeSlicesd(MapTransform):
-    """Standardise each channel of each axial (z) slice over its non-zero voxels, as the seed course does.
+    """Standardise each channel of each axial (z) slice over its non-zero voxels, as common Keras BraTS notebooks do.
 
     MONAI has no per-slice option; this is the slice-wise analogue of ``NormalizeIntensityd(nonzero=True)``.
     Slices without brain stay zero.
