@@ -42,12 +42,18 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(target: Path) -> None:
-    """Delete ``target``'s temporary files whose writer process no longer exists (a run killed mid-write)."""
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[^.]+{re.escape(_TMP_MARK)}")
+# Our temporary names: ".<target>.<pid>.<random characters from tempfile.mkstemp>.tmp<suffixes>".
+_TEMPORARY = re.compile(rf"^\..+\.(\d+)\.[a-z0-9_]+{re.escape(_TMP_MARK)}")
+# Folders this process has already freed of dead writers' temporaries: one scan per folder, not one per file
+# written (a dataset-wide predict writes thousands of files into one folder).
+_CLEANED: set[Path] = set()
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete our temporary files in ``folder`` whose writer process no longer exists (a run killed mid-write)."""
     with contextlib.suppress(OSError):
-        for entry in target.parent.iterdir():
-            match = pattern.match(entry.name)
+        for entry in folder.iterdir():
+            match = _TEMPORARY.match(entry.name)
             if match and int(match.group(1)) != os.getpid() and not _process_alive(int(match.group(1))):
                 with contextlib.suppress(OSError):
                     entry.unlink()
@@ -96,7 +102,10 @@ def atomic_path(target: str | Path, protect: Iterable[str | Path] = ()) -> Itera
         if Path(p).exists() and target.exists() and os.path.samefile(p, target):
             raise BratsInputError(target, "refusing to overwrite an input file; choose another --out")
     ensure_output_dir(target.parent)
-    remove_stale_temporaries(target)
+    folder = target.parent.resolve()
+    if folder not in _CLEANED:
+        remove_stale_temporaries(folder)
+        _CLEANED.add(folder)
     # Keep the real suffix (.nii.gz, .png, ...) so writers that infer the format from the name still work.
     suffix = "".join(target.suffixes)
     fd, tmp_name = tempfile.mkstemp(
