@@ -2,8 +2,9 @@
 
 Conventions (as in the BraTS challenge): both masks empty -> Dice 1, sensitivity 1, HD95 0; exactly one empty ->
 Dice 0 and HD95 373.13 mm (the diagonal of the BraTS volume). Specificity counts true negatives over the whole
-scan. Dice, sensitivity and specificity come from one confusion count per structure (written here because MONAI's
-``DiceMetric``/``ConfusionMatrixMetric`` return NaN for empty references instead of the BraTS values); HD95 uses
+scan. Dice, sensitivity and specificity come from one confusion count per structure, so the three share one set of
+empty-mask rules (MONAI's ``DiceMetric`` gives the BraTS 1 or 0 only with ``ignore_empty=False``, its default
+returns NaN for an empty reference, and its ``ConfusionMatrixMetric`` has no such switch for sensitivity); HD95 uses
 MONAI's ``compute_hausdorff_distance`` with the voxel spacing.
 """
 
