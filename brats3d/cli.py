@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from brats3d import __version__
-from brats3d.config import DEFAULT_CONFIG, packaged_configs
+from brats3d.config import DEFAULT_CONFIG, load_config, packaged_configs
 from brats3d.data.layouts import MODALITIES, Layout
 from brats3d.errors import BratsInputError, find_input_error
 from brats3d.files import ensure_output_dir
@@ -82,7 +82,6 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from brats3d.config import load_config
     from brats3d.training.trainer import train
 
     if args.resume:
@@ -230,6 +229,19 @@ def _cmd_postprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_preprocess(args: argparse.Namespace) -> int:
+    from brats3d.data.layouts import discover
+    from brats3d.models.device import available_cores
+    from brats3d.training.cache import preprocess
+
+    config = load_config(args.config, args.set)
+    cases = discover(args.data).require_clean().labelled()
+    ensure_output_dir(args.out)
+    done, failures = preprocess(cases, config, args.out, workers=args.workers or max(1, available_cores()))
+    print(f"{args.out}: {len(done)} case(s) preprocessed, {len(cases) - len(done) - len(failures)} already fresh")
+    return _report_failures(args.command, failures)
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from brats3d.models.export import export_checkpoint
 
@@ -367,6 +379,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="the labelled dataset the folds were made from")
     p.add_argument("--oof", help="folder of `brats3d evaluate --cv` (default RUN/out_of_fold)")
     p.set_defaults(func=_cmd_postprocess)
+
+    p = sub.add_parser(
+        "preprocess",
+        help="preprocess a dataset once into a memory-mapped cache for training with data.cache=mmap (RAM flat in "
+        "the number of cases); changed or new cases are redone, the others reused",
+    )
+    p.add_argument("data", help="dataset directory")
+    p.add_argument("--out", required=True, help="cache folder (train with --set data.cache=mmap data.cache_dir=OUT)")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="the config whose patch settings shape the cache")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--workers", type=int, default=0, help="processes (default: every core)")
+    p.set_defaults(func=_cmd_preprocess)
 
     from brats3d.models.export import FORMATS
 

@@ -41,9 +41,11 @@ class DataConfig:
     patches_per_case: int = 4
     normalisation: str = "brain"  # brain: per channel over brain voxels | slice: per channel and axial slice
     reader: str = "nibabel"  # nibabel | itk
-    cache: str = "memory"  # memory (CacheDataset) | disk (PersistentDataset) | none
+    # memory (CacheDataset) | disk (PersistentDataset) | mmap (preprocessed once, memory-mapped; training/cache.py)
+    # | none
+    cache: str = "memory"
     cache_rate: float = 1.0
-    cache_dir: str | None = None  # for cache: disk; default RUN_DIR/cache
+    cache_dir: str | None = None  # for cache: disk or mmap (e.g. a `brats3d preprocess` folder); default RUN_DIR/cache
     num_workers: int | None = None  # loader processes; None: from the cores (GPU: all but 2, up to 12; CPU: 0 on <= 4)
     augment: bool = True  # flips, small in-plane rotation/scaling, gamma, intensity scale/shift, noise, blur
     noise_std: float = 0.1  # standard deviation of the Gaussian-noise augmentation (0: none)
@@ -141,7 +143,7 @@ CHOICES = {
     "data.layout": (None, *(layout.value for layout in Layout)),
     "data.normalisation": ("brain", "slice"),
     "data.reader": READERS,
-    "data.cache": ("memory", "disk", "none"),
+    "data.cache": ("memory", "disk", "mmap", "none"),
     "model.target": tuple(TARGETS),
     "loss.name": LOSSES,
     "train.optimizer": ("adamw", "adam", "sgd"),

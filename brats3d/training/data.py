@@ -97,13 +97,26 @@ def _dataset(items: list[dict], transform: Compose, config: RunConfig, cache_dir
 def build_datasets(
     train: list[Case], val: list[Case], config: RunConfig, cache_dir: Path, rank: int = 0, world: int = 1
 ) -> tuple[Dataset, Dataset, Compose]:
-    """Datasets over this rank's share of the cases; returns (train, validation, train transform)."""
+    """Datasets over this rank's share of the cases; returns (train, validation, train transform).
+
+    With ``data.cache: mmap`` the training cases are preprocessed into ``cache_dir`` (reused when fresh; several
+    ranks or runs can share it) and read through memory maps; validation scans are then read when needed.
+    """
     transform = build_train_transforms(**config.train_transform_arguments())
     val_transform = build_val_transforms(config.data.normalisation == "slice", config.data.reader)
-    train_items = [c.to_dict() for c in train[rank::world]]
+    mine = train[rank::world]
     val_items = [c.to_dict() for c in val[rank::world]]
+    if config.data.cache == "mmap":
+        from brats3d.training.cache import MmapCaseDataset, preprocess
+
+        _, failures = preprocess(mine, config, cache_dir, workers=loader_workers(config) or 1, progress=rank == 0)
+        if failures:
+            raise BratsInputError(
+                cache_dir, f"{len(failures)} case(s) could not be preprocessed: {'; '.join(failures)}"
+            )
+        return MmapCaseDataset(cache_dir, mine, transform), Dataset(val_items, val_transform), transform
     return (
-        _dataset(train_items, transform, config, cache_dir / "train"),
+        _dataset([c.to_dict() for c in mine], transform, config, cache_dir / "train"),
         _dataset(val_items, val_transform, config, cache_dir / "val"),
         transform,
     )

@@ -174,7 +174,10 @@ class RandTumourPatchd(Randomizable, MapTransform):
             d = dict(base)
             for key in self.key_iterator(data):
                 arr = data[key][window]  # a view: the copy below is the only one per patch
-                d[key] = arr.clone() if isinstance(arr, torch.Tensor) else np.array(arr, copy=True)
+                if isinstance(arr, torch.Tensor):
+                    d[key] = arr.clone()
+                else:  # float16 storage (the memory-mapped cache) becomes float32 for the augmentations
+                    d[key] = np.array(arr, dtype=np.float32 if arr.dtype == np.float16 else arr.dtype, copy=True)
             d["patch_start"] = np.asarray(start, dtype=np.int64)
             out.append(d)
         return out

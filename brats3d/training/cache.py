@@ -1,0 +1,178 @@
+"""A preprocessed, memory-mapped cache of training cases whose memory does not grow with the dataset.
+
+Each case is run once through the deterministic part of the training chain (load, crop to the brain, normalise, pad,
+tumour-patch index) and stored in its own folder: ``image.npy`` and ``label.npy`` that training opens with
+``np.load(mmap_mode="r")``, so a patch reads only the pages it covers, ``index.npz`` (the sampler's patch starts)
+and ``manifest.json`` (each source file's size and modification time, and the settings that shaped the arrays).
+A case whose files or settings changed is preprocessed again; the others are reused. A case is written into a
+temporary folder and renamed into place, so an interrupted run leaves whole cases or none, and the next run goes
+on where it stopped. (nnU-Net preprocesses into memory-mapped arrays too; this one also knows when it is stale.)
+
+Storage dtypes: the normalised image as float16 (z-scores of a few units keep three significant digits, far below
+MRI noise, and half the disk of float32; patches are cast back to float32 when drawn), the canonical label as uint8
+(exact).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.transforms import Compose
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from brats3d.config import RunConfig
+from brats3d.data.layouts import Case
+from brats3d.errors import BratsInputError, find_input_error
+from brats3d.transforms import build_train_transforms
+
+CACHE_FORMAT = "brats3d-mmap-v1"
+MANIFEST = "manifest.json"
+# Settings that change the stored arrays; the random part of the chain (patches, augmentation) is not among them.
+_SHAPING = ("patch_size", "min_tumour_fraction", "class_balance", "per_slice_norm", "reader")
+
+
+def cache_settings(config: RunConfig) -> dict[str, Any]:
+    arguments = config.train_transform_arguments()
+    return {"format": CACHE_FORMAT, **{k: arguments[k] for k in _SHAPING}}
+
+
+def source_stamp(case: Case) -> list[list]:
+    """(path, size, modification time) of every file of a case: a changed download changes the stamp."""
+    files = [*case.images, *([case.label] if case.label else [])]
+    return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+
+
+def case_folder(cache_dir: Path, case: Case) -> Path:
+    return Path(cache_dir) / case.case_id
+
+
+def is_fresh(folder: Path, case: Case, settings: dict[str, Any]) -> bool:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest.get("settings") == settings and manifest.get("source") == source_stamp(case)
+
+
+def _split_chain(config: RunConfig) -> tuple[Compose, int]:
+    """The training chain and the index of its first random transform (where the cached part ends)."""
+    chain = build_train_transforms(**config.train_transform_arguments())
+    first_random = next(i for i, t in enumerate(chain.transforms) if hasattr(t, "randomize"))
+    return chain, first_random
+
+
+def preprocess_case(case: Case, config: RunConfig, cache_dir: Path) -> Path:
+    """Run the deterministic part of the chain on one case and store it; returns the case's folder."""
+    chain, first_random = _split_chain(config)
+    item = chain(case.to_dict(), end=first_random)
+    folder = case_folder(cache_dir, case)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    image = item["image"].numpy() if isinstance(item["image"], torch.Tensor) else np.asarray(item["image"])
+    label = item["label"].numpy() if isinstance(item["label"], torch.Tensor) else np.asarray(item["label"])
+    np.save(tmp / "image.npy", image.astype(np.float16))
+    np.save(tmp / "label.npy", label.astype(np.uint8))
+    pools = {f"class_starts_{i}": pool for i, pool in enumerate(item.get("class_starts") or [])}
+    np.savez(
+        tmp / "index.npz",
+        patch_starts=item["patch_starts"],
+        brain_starts=item["brain_starts"],
+        patch_grid=item["patch_grid"],
+        **pools,
+    )
+    manifest = {
+        "settings": cache_settings(config),
+        "source": source_stamp(case),
+        "patch_rule": item["patch_rule"],
+        "case": case.to_dict(),
+        "shape": list(image.shape),
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    if folder.exists():  # a stale entry: replaced whole
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return folder
+
+
+def _preprocess_one(args: tuple[Case, RunConfig, Path]) -> tuple[str, str | None]:
+    case, config, cache_dir = args
+    try:
+        preprocess_case(case, config, cache_dir)
+        return case.case_id, None
+    except Exception as exc:
+        error = find_input_error(exc)
+        if error is None:
+            raise
+        return case.case_id, str(error)
+
+
+def preprocess(
+    cases: Sequence[Case], config: RunConfig, cache_dir: str | Path, workers: int = 1, progress: bool = True
+) -> tuple[list[str], list[str]]:
+    """Bring ``cache_dir`` up to date for ``cases``: returns (case ids preprocessed now, one line per bad case).
+
+    Fresh cases are skipped; the others run in ``workers`` processes; a bad case is reported and the others go on.
+    """
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    settings = cache_settings(config)
+    todo = [c for c in cases if not is_fresh(case_folder(cache_dir, c), c, settings)]
+    done, failures = [], []
+    jobs = [(c, config, cache_dir) for c in todo]
+    bar = tqdm(total=len(jobs), desc="preprocess", disable=not progress or None)
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_preprocess_one, jobs))
+    else:
+        results = [_preprocess_one(job) for job in jobs]
+    for case_id, problem in results:
+        bar.update()
+        (failures if problem else done).append(problem or case_id)
+    bar.close()
+    return done, failures
+
+
+def open_case(folder: Path) -> dict[str, Any]:
+    """A preprocessed case as the sampler expects it, with the image and label memory-mapped (nothing read yet)."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    with np.load(folder / "index.npz") as index:
+        pools = sorted(k for k in index.files if k.startswith("class_starts_"))
+        item = {
+            "patch_starts": index["patch_starts"],
+            "brain_starts": index["brain_starts"],
+            "patch_grid": index["patch_grid"],
+            "class_starts": [index[k] for k in sorted(pools, key=lambda k: int(k.rsplit("_", 1)[1]))],
+        }
+    item["image"] = np.load(folder / "image.npy", mmap_mode="r")
+    item["label"] = np.load(folder / "label.npy", mmap_mode="r")
+    item["patch_rule"] = manifest["patch_rule"]
+    return item
+
+
+class MmapCaseDataset(Dataset):
+    """Training cases read from the memory-mapped cache: each item runs the random part of the training chain
+    (patches, augmentation, target) on a case whose arrays stay on disk until a patch touches them."""
+
+    def __init__(self, cache_dir: str | Path, cases: Sequence[Case], transform: Compose) -> None:
+        self.folders = [case_folder(Path(cache_dir), c) for c in cases]
+        missing = [str(f) for f in self.folders if not (f / MANIFEST).is_file()]
+        if missing:
+            raise BratsInputError(cache_dir, f"not preprocessed: {', '.join(missing[:3])}; run brats3d preprocess")
+        self.transform = transform
+        self.first_random = next(i for i, t in enumerate(transform.transforms) if hasattr(t, "randomize"))
+
+    def __len__(self) -> int:
+        return len(self.folders)
+
+    def __getitem__(self, index: int):
+        return self.transform(open_case(self.folders[index]), start=self.first_random)
