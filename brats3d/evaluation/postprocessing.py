@@ -23,7 +23,7 @@ from brats3d.evaluation.metrics import Confusion, structure_mask
 from brats3d.transforms.postprocess import PostProcessing
 
 MIN_GAIN = 0.005
-THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 MIN_COMPONENTS = (0, 100, 500, 1000, 3000, 5000, 10000)  # voxels (1 mm³ each in BraTS)
 MIN_ENHANCING = (0, 100, 250, 500, 1000, 2000)  # voxels
 
