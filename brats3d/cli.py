@@ -257,6 +257,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """--config and --set, with one meaning wherever a command reads a run config."""
+    p.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        help=f"YAML file, or the name of a packaged config: {', '.join(packaged_configs())} (default {DEFAULT_CONFIG})",
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="brats3d",
@@ -289,11 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a network from a YAML config (multi-GPU: torchrun --nproc_per_node=N -m brats3d.cli train ...)",
     )
-    p.add_argument(
-        "--config",
-        default=DEFAULT_CONFIG,
-        help=f"YAML file, or the name of a packaged config: {', '.join(packaged_configs())} (default {DEFAULT_CONFIG})",
-    )
+    _add_config_arguments(p)
     p.add_argument("--data", help="dataset directory (overrides data.root)")
     p.add_argument("--out", default="runs/latest", help="run folder for checkpoints and logs (default runs/latest)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
@@ -305,9 +313,6 @@ def build_parser() -> argparse.ArgumentParser:
         "fold k trains into OUT/fold_k (score the out-of-fold predictions with `brats3d evaluate --cv OUT`)",
     )
     p.add_argument("--fold", default="all", help="with --folds: the fold to train, 0..K-1, or all (default)")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5"
-    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("predict", help="segment scans with a trained checkpoint; writes NIfTI, GIFs and a montage")
@@ -387,8 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data", help="dataset directory")
     p.add_argument("--out", required=True, help="cache folder (train with --set data.cache=mmap data.cache_dir=OUT)")
-    p.add_argument("--config", default=DEFAULT_CONFIG, help="the config whose patch settings shape the cache")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    _add_config_arguments(p)  # its patch settings shape the cache
     p.add_argument("--workers", type=int, default=0, help="processes (default: every core)")
     p.set_defaults(func=_cmd_preprocess)
 

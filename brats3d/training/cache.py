@@ -15,6 +15,7 @@ MRI noise, and half the disk of float32; patches are cast back to float32 when d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -63,17 +64,15 @@ def is_fresh(folder: Path, case: Case, settings: dict[str, Any]) -> bool:
     return manifest.get("settings") == settings and manifest.get("source") == source_stamp(case)
 
 
-def _split_chain(config: RunConfig) -> tuple[Compose, int]:
-    """The training chain and the index of its first random transform (where the cached part ends)."""
-    chain = build_train_transforms(**config.train_transform_arguments())
-    first_random = next(i for i, t in enumerate(chain.transforms) if hasattr(t, "randomize"))
-    return chain, first_random
+def first_random(chain: Compose) -> int:
+    """Index of the chain's first random transform: where the stored, deterministic part ends."""
+    return next(i for i, t in enumerate(chain.transforms) if hasattr(t, "randomize"))
 
 
 def preprocess_case(case: Case, config: RunConfig, cache_dir: Path) -> Path:
     """Run the deterministic part of the chain on one case and store it; returns the case's folder."""
-    chain, first_random = _split_chain(config)
-    item = chain(case.to_dict(), end=first_random)
+    chain = build_train_transforms(**config.train_transform_arguments())
+    item = chain(case.to_dict(), end=first_random(chain))
     folder = case_folder(cache_dir, case)
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -129,16 +128,11 @@ def preprocess(
     todo = [c for c in cases if not is_fresh(case_folder(cache_dir, c), c, settings)]
     done, failures = [], []
     jobs = [(c, config, cache_dir) for c in todo]
-    bar = tqdm(total=len(jobs), desc="preprocess", disable=not progress or None)
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_preprocess_one, jobs))
-    else:
-        results = [_preprocess_one(job) for job in jobs]
-    for case_id, problem in results:
-        bar.update()
-        (failures if problem else done).append(problem or case_id)
-    bar.close()
+    parallel = workers > 1 and len(jobs) > 1
+    with ProcessPoolExecutor(max_workers=workers) if parallel else contextlib.nullcontext() as pool:
+        results = pool.map(_preprocess_one, jobs) if parallel else map(_preprocess_one, jobs)
+        for case_id, problem in tqdm(results, total=len(jobs), desc="preprocess", disable=not progress or None):
+            (failures if problem else done).append(problem or case_id)  # the bar moves as each case finishes
     return done, failures
 
 
@@ -169,10 +163,10 @@ class MmapCaseDataset(Dataset):
         if missing:
             raise BratsInputError(cache_dir, f"not preprocessed: {', '.join(missing[:3])}; run brats3d preprocess")
         self.transform = transform
-        self.first_random = next(i for i, t in enumerate(transform.transforms) if hasattr(t, "randomize"))
+        self.start = first_random(transform)
 
     def __len__(self) -> int:
         return len(self.folders)
 
     def __getitem__(self, index: int):
-        return self.transform(open_case(self.folders[index]), start=self.first_random)
+        return self.transform(open_case(self.folders[index]), start=self.start)
