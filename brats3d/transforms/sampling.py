@@ -154,7 +154,8 @@ class RandTumourPatchd(Randomizable, MapTransform):
         grid = tuple(int(g) for g in np.asarray(data["patch_grid"]))
         starts = np.asarray(data["patch_starts"])
         anywhere = np.asarray(data.get("brain_starts", ()))
-        by_class = data.get("class_starts") or []
+        # np.asarray: MONAI's PersistentDataset (cache: disk) hands the stored index arrays back as torch tensors
+        by_class = [np.asarray(pool) for pool in data.get("class_starts") or []]
         self._starts = []
         for _ in range(self.num_samples):
             if starts.size == 0 or self.R.random_sample() < self.unbiased_fraction:
@@ -167,7 +168,13 @@ class RandTumourPatchd(Randomizable, MapTransform):
 
     def __call__(self, data: Mapping[Hashable, object]) -> list[dict]:
         self.randomize(data)
-        base = {k: v for k, v in data.items() if k not in self._DROP and k not in self.keys}
+        # Metadata as numpy: MONAI's PersistentDataset (cache: disk) hands back what it stored as tensors, and a batch
+        # that mixes a freshly cached case with one read back must still collate.
+        base = {
+            k: v.numpy() if isinstance(v, torch.Tensor) else v
+            for k, v in data.items()
+            if k not in self._DROP and k not in self.keys
+        }
         out = []
         for start in self._starts:
             window = (slice(None), *(slice(s, s + p) for s, p in zip(start, self.patch_size)))

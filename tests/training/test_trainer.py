@@ -253,3 +253,18 @@ def test_bad_network_settings_fail_before_any_data_is_read(tmp_path, override, m
     )
     assert result.returncode == 2 and message in result.stderr
     assert "no_such_dataset" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_every_cache_trains_on_the_same_patches(tiny_data, tmp_path):
+    """memory, disk (MONAI PersistentDataset), mmap and no cache hold the same cases: two epochs from the same seed
+    give the same training loss (the disk cache, read back in epoch 2, once handed the sampler tensors where it
+    expected arrays)."""
+    losses = {}
+    for cache in ("memory", "disk", "mmap", "none"):
+        config = load_config(None, [*TINY, "train.epochs=2", "train.steps_per_epoch=2", f"data.cache={cache}"])
+        config.data.val_fraction = 0
+        result = train(config, tmp_path / cache, data_dir=tiny_data, log=lambda _: None)
+        losses[cache] = result.history[-1]["train_loss"]
+    assert losses["disk"] == pytest.approx(losses["memory"], rel=1e-4)
+    assert losses["none"] == pytest.approx(losses["memory"], rel=1e-4)
+    assert losses["mmap"] == pytest.approx(losses["memory"], rel=2e-2)  # float16 storage of the normalised image
