@@ -10,10 +10,12 @@ from pathlib import Path
 from brats3d import __version__
 from brats3d.config import DEFAULT_CONFIG, load_config, packaged_configs
 from brats3d.data.layouts import MODALITIES, Layout
+from brats3d.data.slices import SliceLayout
 from brats3d.errors import BratsInputError, find_input_error
 from brats3d.files import ensure_output_dir
 
 LAYOUT_CHOICES = tuple(layout.value for layout in Layout)
+SLICE_LAYOUTS = tuple(layout.value for layout in SliceLayout)
 DEFAULT_CHECKPOINT = "runs/latest/best.pt"  # where `brats3d train` writes without --out
 
 
@@ -43,6 +45,8 @@ def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         help="relabel predicted enhancing tumour as core when under N voxels (default: the run's rules, else 0)",
     )
+    p.add_argument("--opening", type=int, default=0, help="2D: morphological opening, disc radius in pixels")
+    p.add_argument("--closing", type=int, default=0, help="2D: morphological closing, disc radius in pixels")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 
@@ -62,10 +66,24 @@ def _predict_options(args: argparse.Namespace, **extra):
     )
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        dims = tuple(int(x) for x in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        dims = ()
+    if len(dims) != 2 or min(dims) < 16:
+        raise argparse.ArgumentTypeError(f"expected two sizes like 128x128 (each >= 16), got {text!r}")
+    return dims  # type: ignore[return-value]
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from brats3d.data.inspect import inspect_dataset
+    from brats3d.data.slices import inspect_slices, is_slice_dataset
 
-    report = inspect_dataset(args.data, layout=args.layout, full=args.full)
+    if args.layout in SLICE_LAYOUTS or (args.layout is None and is_slice_dataset(args.data)):
+        report = inspect_slices(args.data, args.layout, args.patient_pattern, full=args.full)
+    else:
+        report = inspect_dataset(args.data, layout=args.layout, full=args.full)
     print(report.format())
     return 1 if report.problems else 0
 
@@ -76,6 +94,17 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise BratsInputError(out, "output directory is not empty (use --force to add cases to it)")
+    if args.layout in SLICE_LAYOUTS:
+        from brats3d.data.synthetic_slices import write_lgg_dataset, write_paired_dataset
+
+        size, per = args.image_size, args.slices
+        if args.layout == "lgg":
+            write_lgg_dataset(out, args.cases, per, size, seed=args.seed)
+        else:
+            channels = 3 if args.rgb else 1
+            write_paired_dataset(out, args.cases, per, size, channels, args.classes, seed=args.seed)
+        print(f"wrote {args.cases} synthetic {args.layout} patients of {per} slices ({size[0]}x{size[1]}) to {out}")
+        return 0
     ids = write_dataset(out, args.cases, layout=args.layout, shape=args.shape, seed=args.seed)
     print(f"wrote {len(ids)} synthetic {args.layout} cases of {'x'.join(map(str, args.shape))} voxels to {out}")
     return 0
@@ -112,7 +141,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from brats3d.inference.predict import Predictor, load_truth, resolve_inputs, summary_line
+    from brats3d.models.checkpoint import checkpoint_kind
 
+    checkpoints = _existing_checkpoints(args.checkpoint)
+    if checkpoint_kind(checkpoints[0]) == "slices2d":
+        return _predict_slices(args, checkpoints)
     modality_files = {"flair": args.flair, "t1": args.t1, "t1ce": args.t1ce, "t2": args.t2}
     cases = resolve_inputs(args.inputs, modality_files, args.convention)
     if args.label and len(cases) != 1:
@@ -124,7 +157,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         picture_modality=args.modality,
     )
     ensure_output_dir(args.out)
-    predictor = Predictor(_existing_checkpoints(args.checkpoint), options)
+    predictor = Predictor(checkpoints, options)
     failures = []
     for case in tqdm(cases, desc="cases", disable=len(cases) < 2 or None):
         try:  # over a folder, one bad case does not stop the others; it is listed at the end
@@ -140,6 +173,55 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(summary_line(prediction))
     print(f"wrote {len(cases) - len(failures)} segmentation(s) to {args.out}")
     return _report_failures(args.command, failures)
+
+
+def _slice_postprocessing(args: argparse.Namespace):
+    from brats3d.transforms.slices import SlicePostProcessing
+
+    rules = SlicePostProcessing(
+        args.threshold if args.threshold is not None else 0.5, args.min_component or 0, args.opening, args.closing
+    )
+    try:
+        rules.check()
+    except ValueError as exc:
+        raise BratsInputError(None, str(exc)) from exc
+    return rules
+
+
+def _predict_slices(args: argparse.Namespace, checkpoints: list[str]) -> int:
+    """2D images in, masks (same size and file type), overlay PNGs and per-patient GIFs out."""
+    from brats3d.inference.slices import SliceModels, SlicePredictOptions, predict_slices, prediction_inputs
+
+    if not args.inputs:
+        raise BratsInputError(None, "give an image, a patient folder or a dataset folder to segment")
+    models = SliceModels.load(checkpoints, args.device)
+    inputs = [s for path in args.inputs for s in prediction_inputs(path)]
+    options = SlicePredictOptions(_slice_postprocessing(args), pictures=not args.no_pictures)
+    ensure_output_dir(args.out)
+    written = predict_slices(models, inputs, args.out, options)
+    print(f"wrote {len(written)} mask(s) to {args.out}")
+    return 0
+
+
+def _evaluate_slices(args: argparse.Namespace) -> int:
+    """2D evaluation: --checkpoint with --data, or --pred with --ref."""
+    from brats3d.data.slices import discover_slices, mask_values
+    from brats3d.evaluation.slices import evaluate_predictions, evaluate_with_models, write_slice_report
+    from brats3d.inference.slices import SliceModels, SlicePredictOptions
+
+    data = args.data or args.ref
+    slices = discover_slices(data, patient_pattern=args.patient_pattern).require_clean().labelled()
+    if args.checkpoint:
+        models = SliceModels.load(_existing_checkpoints(args.checkpoint), args.device)
+        evaluation = evaluate_with_models(models, slices, SlicePredictOptions(_slice_postprocessing(args)))
+    else:
+        evaluation = evaluate_predictions(args.pred, slices, mask_values(slices))
+    out = ensure_output_dir(args.out or "evaluation")
+    report = write_slice_report(evaluation, out)
+    for key, value in evaluation.summary().items():
+        print(f"{key:<38} mean {value['mean']:.4f}  median {value['median']:.4f}  (n={value['n']})")
+    print(f"report: {report} (and report.html, per_image.csv, per_patient.csv, summary.json)")
+    return 0
 
 
 def _report_failures(command: str, failures: list[str]) -> int:
@@ -180,10 +262,16 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from brats3d.data.slices import is_slice_dataset
     from brats3d.evaluation.crossval import evaluate_out_of_fold
     from brats3d.evaluation.evaluate import evaluate_checkpoint, evaluate_folder
     from brats3d.evaluation.report import format_table, summary_rows, write_report
+    from brats3d.models.checkpoint import checkpoint_kind
 
+    if (args.checkpoint and args.data and checkpoint_kind(args.checkpoint[0]) == "slices2d") or (
+        args.pred and args.ref and is_slice_dataset(args.ref)
+    ):
+        return _evaluate_slices(args)
     if (args.cv or args.checkpoint) and not args.data:
         raise BratsInputError(None, "--cv and --checkpoint need --data DATA_DIR (the labelled cases to score)")
     if not (args.cv or args.checkpoint or (args.pred and args.ref)):
@@ -253,6 +341,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from brats3d.demo import run_demo
 
+    if args.slices:
+        from brats3d.demo import run_slice_demo
+
+        run_slice_demo(args.out, patients=args.cases, epochs=args.epochs)
+        return 0
     run_demo(args.out, cases=args.cases, epochs=args.epochs)
     return 0
 
@@ -272,15 +365,20 @@ def _add_config_arguments(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="brats3d",
-        description="3D brain-tumour segmentation in multi-modal MRI: inspect data, train, predict, evaluate.",
+        description="3D brain-tumour segmentation in multi-modal MRI, and 2D slice segmentation (LGG brain MRI, "
+        "ultrasound, CT): inspect data, train, predict, evaluate.",
     )
     parser.add_argument("--version", action="version", version=f"brats3d {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("inspect", help="detect a dataset's layout, list its cases and report problems")
-    p.add_argument("data", help="dataset directory (Decathlon Task01, BraTS 2018-2021 or BraTS 2023+)")
-    p.add_argument("--layout", choices=LAYOUT_CHOICES, help="skip detection and assume this layout")
+    p.add_argument(
+        "data",
+        help="dataset directory (Decathlon Task01, BraTS 2018-2021, BraTS 2023+; 2D: Kaggle LGG or images/ + masks/)",
+    )
+    p.add_argument("--layout", choices=LAYOUT_CHOICES + SLICE_LAYOUTS, help="skip detection and assume this layout")
+    p.add_argument("--patient-pattern", help="2D paired layout: regex whose first group is the patient id")
     p.add_argument(
         "--full",
         action="store_true",
@@ -290,8 +388,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write synthetic BraTS-like phantom cases in a dataset layout")
     p.add_argument("out", help="output directory")
-    p.add_argument("--cases", type=int, default=8, help="number of cases (default 8)")
-    p.add_argument("--layout", choices=LAYOUT_CHOICES, default="msd", help="dataset layout (default msd)")
+    p.add_argument("--cases", type=int, default=8, help="number of cases, or patients for 2D layouts (default 8)")
+    p.add_argument(
+        "--layout", choices=LAYOUT_CHOICES + SLICE_LAYOUTS, default="msd", help="dataset layout (default msd)"
+    )
+    p.add_argument("--image-size", type=_size, default=(128, 128), help="2D: slice size HxW (default 128x128)")
+    p.add_argument("--slices", type=int, default=12, help="2D: slices per patient (default 12)")
+    p.add_argument("--rgb", action="store_true", help="2D paired layout: RGB images (default grey)")
+    p.add_argument("--classes", type=int, default=2, choices=(2, 3), help="2D paired layout: mask classes")
     p.add_argument("--shape", type=_shape, default=(96, 96, 64), help="volume size XxYxZ (default 96x96x64)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="write into a non-empty directory")
@@ -315,8 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", default="all", help="with --folds: the fold to train, 0..K-1, or all (default)")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("predict", help="segment scans with a trained checkpoint; writes NIfTI, GIFs and a montage")
-    p.add_argument("inputs", nargs="*", help="4D Decathlon NIfTI file(s), BraTS case folder(s) or a dataset folder")
+    p = sub.add_parser(
+        "predict",
+        help="segment scans (NIfTI, GIFs, montage) or 2D images (masks, overlays, GIFs) with a trained checkpoint",
+    )
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        help="4D Decathlon NIfTI file(s), BraTS case folder(s) or a dataset folder; with a 2D checkpoint: "
+        "image file(s), patient folder(s) or a dataset folder",
+    )
     p.add_argument(
         "--checkpoint",
         nargs="+",
@@ -353,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="Dice, sensitivity, specificity and HD95 per class and region, with a report")
     p.add_argument("--pred", help="folder of predicted label maps (<case>_seg.nii.gz or <case>.nii.gz)")
     p.add_argument("--ref", help="labelled dataset folder the predictions are scored against")
+    p.add_argument("--patient-pattern", help="2D paired layout: regex whose first group is the patient id")
     p.add_argument(
         "--pred-convention",
         choices=LAYOUT_CHOICES,
@@ -412,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
     p.add_argument("--cases", type=int, default=8, help="synthetic cases to generate (default 8)")
     p.add_argument("--epochs", type=int, help="override the demo's training epochs")
+    p.add_argument("--slices", action="store_true", help="the 2D demo: LGG-style slices with a 2D U-Net")
     p.set_defaults(func=_cmd_demo)
     return parser
 

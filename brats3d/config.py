@@ -6,6 +6,7 @@ Unknown or mistyped keys are errors that name the key, so a typo never silently 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ import yaml
 
 from brats3d.data.io import READERS
 from brats3d.data.layouts import Layout
+from brats3d.data.slices import SliceLayout
 from brats3d.data.targets import TARGETS
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
@@ -138,10 +140,78 @@ class RunConfig:
             tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
+SLICES = "slices2d"  # the `kind` of a 2D config
+
+
+@dataclass
+class SliceDataConfig:
+    root: str | None = None  # dataset folder; `--data` overrides it
+    layout: str | None = None  # lgg | paired; detected when None
+    patient_pattern: str | None = None  # paired layout: a regex whose first group is the patient id in a file name
+    class_values: list[int] | None = None  # mask value of each class (index = class); None: read from the masks
+    image_size: list[int] = field(default_factory=lambda: [256, 256])  # the network's input (H, W); images resized
+    # dataset: each channel scaled by its mean and standard deviation over the training images (kept in the run, so
+    # every slice of a patient is scaled alike, as the slices' shared windowing intends) | image: z-score per image
+    normalisation: str = "dataset"
+    channel_mean: list[float] | None = None  # filled in at training with normalisation: dataset
+    channel_std: list[float] | None = None
+    val_fraction: float = 0.2  # share of patients held out for validation
+    val_cases: list[str] = field(default_factory=list)  # explicit validation patient ids
+    folds: int = 0  # k-fold cross-validation by patient (0: off)
+    fold: int = 0
+    augment: bool = True  # flips, rotation, scaling, contrast, brightness, noise, blur
+    num_workers: int | None = None  # loader processes; None: from the cores, as in 3D
+
+    @property
+    def patches_per_case(self) -> int:
+        """One training sample per drawn slice (the loader and step count are shared with 3D)."""
+        return 1
+
+
+@dataclass
+class SliceModelConfig:
+    network: str = "unet2d"  # unet2d | resunet2d | attention_unet2d | unetplusplus2d | segresnet2d | fcn2d
+    in_channels: int | None = None  # image channels (1 grey, 3 RGB); None: from the data at training
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SliceValidationConfig:
+    every: int = 1
+    threshold: float = 0.5  # binary tasks: probability above which a pixel is foreground
+    max_cases: int | None = None
+
+
+@dataclass
+class SliceRunConfig:
+    """A 2D slice task (``kind: slices2d`` in its YAML); trains through the same Trainer as 3D."""
+
+    kind: str = SLICES
+    seed: int = 0
+    data: SliceDataConfig = field(default_factory=SliceDataConfig)
+    model: SliceModelConfig = field(default_factory=SliceModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    validation: SliceValidationConfig = field(default_factory=SliceValidationConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def validates(self) -> bool:
+        return bool(self.data.folds or self.data.val_cases or self.data.val_fraction > 0)
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+AnyConfig = RunConfig | SliceRunConfig
+
 # Allowed values per key; lists owned elsewhere are taken from their owner.
 CHOICES = {
-    "data.layout": (None, *(layout.value for layout in Layout)),
-    "data.normalisation": ("brain", "slice"),
+    "data.layout": (None, *(layout.value for layout in Layout), *(layout.value for layout in SliceLayout)),
+    "data.normalisation": ("brain", "slice", "dataset", "image"),  # 3D: brain | slice; 2D: dataset | image
     "data.reader": READERS,
     "data.cache": ("memory", "disk", "mmap", "none"),
     "model.target": tuple(TARGETS),
@@ -149,6 +219,7 @@ CHOICES = {
     "train.optimizer": ("adamw", "adam", "sgd"),
     "train.scheduler": ("cosine", "none"),
     "train.amp": AMP_CHOICES,
+    "kind": (SLICES,),
 }
 
 
@@ -240,9 +311,9 @@ def resolve_config(name_or_path: str | Path) -> Path:
     )
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> AnyConfig:
     """Read a YAML config (a path or a packaged name; None: the schema defaults), apply ``--set`` overrides, and
-    validate everything."""
+    validate everything. A config with ``kind: slices2d`` is a 2D ``SliceRunConfig``, any other a 3D ``RunConfig``."""
     raw: dict[str, Any] = {}
     source: object = path
     if path is not None:
@@ -262,14 +333,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ru
             if not isinstance(node, dict):
                 raise BratsInputError(source, f"--set {text}: {k!r} is not a section")
         node[keys[-1]] = value
+    if raw.get("kind") == SLICES:
+        config = _build(SliceRunConfig, raw, "", source)
+        validate_slices(config, source)
+        return config
     config = _build(RunConfig, raw, "", source)
     validate(config, source)
     return config
 
 
-def config_from_dict(data: dict) -> RunConfig:
+def config_from_dict(data: dict) -> AnyConfig:
     """Rebuild a saved (resolved) config, e.g. from a checkpoint."""
-    return _build(RunConfig, data, "", "config")
+    return _build(SliceRunConfig if data.get("kind") == SLICES else RunConfig, data, "", "config")
 
 
 def validate(config: RunConfig, source: object = None) -> None:
@@ -279,18 +354,15 @@ def validate(config: RunConfig, source: object = None) -> None:
         raise BratsInputError(source, f"data.patch_size must be three sizes >= 8, got {d.patch_size}")
     if not 0 <= d.min_tumour_fraction <= 1 or not 0 <= d.unbiased_fraction <= 1:
         raise BratsInputError(source, "data.min_tumour_fraction and data.unbiased_fraction must lie in [0, 1]")
-    if not 0 <= d.val_fraction < 1:
-        raise BratsInputError(source, f"data.val_fraction must lie in [0, 1), got {d.val_fraction}")
-    if d.folds == 1 or d.folds < 0 or (d.folds and not 0 <= d.fold < d.folds):
+    if d.normalisation not in ("brain", "slice"):
         raise BratsInputError(
-            source,
-            f"data.folds must be 0 (off) or at least 2, with 0 <= data.fold < data.folds; "
-            f"got folds={d.folds}, fold={d.fold}",
+            source, f"data.normalisation of a 3D config must be brain or slice, not {d.normalisation!r}"
         )
-    if d.folds and d.val_cases:
-        raise BratsInputError(source, "data.folds and data.val_cases both choose validation cases; set one")
-    if d.num_workers is not None and d.num_workers < 0:
-        raise BratsInputError(source, f"data.num_workers must be >= 0, got {d.num_workers}")
+    if d.layout is not None and d.layout not in {layout.value for layout in Layout}:
+        raise BratsInputError(
+            source, f"data.layout of a 3D config must be msd, brats2021 or brats2023, not {d.layout!r}"
+        )
+    _check_split(d, source)
     if d.patches_per_case < 1 or t.batch_size % d.patches_per_case:
         raise BratsInputError(
             source,
@@ -305,5 +377,48 @@ def validate(config: RunConfig, source: object = None) -> None:
     except ValueError as exc:
         raise BratsInputError(source, f"postprocessing: {exc}") from exc
     problem = check_network(config.model.network, d.patch_size)
+    if problem:
+        raise BratsInputError(source, problem)
+
+
+def _check_split(d: SliceDataConfig | DataConfig, source: object) -> None:
+    if not 0 <= d.val_fraction < 1:
+        raise BratsInputError(source, f"data.val_fraction must lie in [0, 1), got {d.val_fraction}")
+    if d.folds == 1 or d.folds < 0 or (d.folds and not 0 <= d.fold < d.folds):
+        raise BratsInputError(
+            source,
+            f"data.folds must be 0 (off) or at least 2, with 0 <= data.fold < data.folds; "
+            f"got folds={d.folds}, fold={d.fold}",
+        )
+    if d.folds and d.val_cases:
+        raise BratsInputError(source, "data.folds and data.val_cases both choose validation cases; set one")
+    if d.num_workers is not None and d.num_workers < 0:
+        raise BratsInputError(source, f"data.num_workers must be >= 0, got {d.num_workers}")
+
+
+def validate_slices(config: SliceRunConfig, source: object = None) -> None:
+    """Cross-field checks of a 2D config."""
+    d = config.data
+    if len(d.image_size) != 2 or min(d.image_size) < 16:
+        raise BratsInputError(source, f"data.image_size must be two sizes >= 16, got {d.image_size}")
+    if d.normalisation not in ("dataset", "image"):
+        raise BratsInputError(
+            source, f"data.normalisation of a 2D config must be dataset or image, not {d.normalisation!r}"
+        )
+    if d.layout is not None and d.layout not in {layout.value for layout in SliceLayout}:
+        raise BratsInputError(source, f"data.layout of a 2D config must be lgg or paired, got {d.layout!r}")
+    if d.class_values is not None and (len(d.class_values) < 2 or sorted(set(d.class_values)) != d.class_values):
+        raise BratsInputError(source, f"data.class_values must be two or more increasing values, got {d.class_values}")
+    if d.patient_pattern is not None:
+        try:
+            re.compile(d.patient_pattern)
+        except re.error as exc:
+            raise BratsInputError(source, f"data.patient_pattern is not a regular expression: {exc}") from exc
+    _check_split(d, source)
+    if config.train.epochs < 1 or config.validation.every < 1:
+        raise BratsInputError(source, "train.epochs and validation.every must be at least 1")
+    if not 0 < config.validation.threshold < 1:
+        raise BratsInputError(source, "validation.threshold must lie between 0 and 1")
+    problem = check_network(config.model.network, d.image_size)
     if problem:
         raise BratsInputError(source, problem)

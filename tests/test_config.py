@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from brats3d.config import RunConfig, config_from_dict, load_config
+from brats3d.config import RunConfig, SliceRunConfig, config_from_dict, load_config
 from brats3d.errors import BratsInputError
 
 
@@ -15,9 +15,11 @@ def test_shipped_configs_are_valid():
     from brats3d.config import PACKAGED_CONFIGS
 
     configs = sorted(PACKAGED_CONFIGS.glob("*.yaml"))
-    assert {p.name for p in configs} >= {"demo.yaml", "unet3d.yaml", "vnet.yaml"}
+    assert {p.name for p in configs} >= {"demo.yaml", "unet3d.yaml", "vnet.yaml", "lgg2d.yaml", "binary2d.yaml"}
     for path in configs:
-        assert isinstance(load_config(path), RunConfig)
+        expected = SliceRunConfig if "kind: slices2d" in path.read_text() else RunConfig
+        assert isinstance(load_config(path), expected)
+        assert isinstance(config_from_dict(load_config(path).to_dict()), expected)  # what a checkpoint rebuilds
     assert load_config(configs[0].parent / "vnet.yaml").model.network == "vnet"
     assert load_config(configs[0].parent / "unet3d.yaml").data.patch_size == [160, 160, 16]
 
@@ -53,3 +55,12 @@ def test_saved_config_round_trips(tmp_path):
     again = load_config(tmp_path / "config.yaml")
     assert again == config
     assert config_from_dict(yaml.safe_load((tmp_path / "config.yaml").read_text())) == config
+
+
+def test_2d_and_3d_settings_are_not_mixed(tmp_path):
+    with pytest.raises(BratsInputError, match="unet3d is a 3D"):
+        load_config("lgg2d", ["model.network=unet3d"])
+    with pytest.raises(BratsInputError, match="normalisation of a 3D config must be brain or slice"):
+        load_config(None, ["data.normalisation=dataset"])
+    with pytest.raises(BratsInputError, match="image_size must be two sizes"):
+        load_config("lgg2d", ["data.image_size=[64,64,16]"])

@@ -63,3 +63,10 @@ def get_target(name: str) -> Target:
     if name not in TARGETS:
         raise ValueError(f"target must be one of {tuple(TARGETS)}, got {name!r}")
     return TARGETS[name]
+
+
+def slice_target(class_values: Sequence[int]) -> Target:
+    """The output of a 2D task: one sigmoid channel for a binary mask, else a softmax over every class value."""
+    if len(class_values) == 2:
+        return Target("binary", ("foreground",), True, "foreground with a sigmoid (binary masks)")
+    return Target("classes", tuple(f"value_{v}" for v in class_values), False, "one class per mask value, softmax")

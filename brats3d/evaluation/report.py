@@ -186,7 +186,7 @@ def write_report(evaluation: Evaluation, out_dir: str | Path, pred_convention: s
     with atomic_path(md_path) as tmp:
         tmp.write_text("\n".join(md))
     with atomic_path(out_dir / "report.html") as tmp:
-        tmp.write_text(_html(md))
+        tmp.write_text(markdown_html(md))
     return md_path
 
 
@@ -245,7 +245,7 @@ def _md_table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _html(md_lines: list[str]) -> str:
+def markdown_html(md_lines: list[str]) -> str:
     """A small self-contained rendering of the Markdown report (headings, tables, images, paragraphs)."""
     body, table = [], []
 

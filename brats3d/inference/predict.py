@@ -62,7 +62,10 @@ class Prediction:
 
 # What must agree between the checkpoints of an ensemble: averaging probabilities of networks that see other
 # inputs or predict other channels would be meaningless.
-ENSEMBLE_KEYS = ("network", "network_kwargs", "target", "patch_size", "normalisation", "modalities")
+ENSEMBLE_KEYS = (
+    "kind", "network", "network_kwargs", "target", "patch_size", "normalisation", "modalities",
+    "in_channels", "class_values", "image_size",
+)  # fmt: skip
 
 
 def load_ensemble(checkpoints: Sequence[str | Path], device: torch.device) -> tuple[list[nn.Module], dict]:
@@ -75,12 +78,12 @@ def load_ensemble(checkpoints: Sequence[str | Path], device: torch.device) -> tu
         payload = load_checkpoint(path)
         if first is None:
             first = payload
-        different = [k for k in ENSEMBLE_KEYS if payload[k] != first[k]]
+        different = [k for k in ENSEMBLE_KEYS if payload.get(k) != first.get(k)]
         if different:
             raise BratsInputError(
                 path,
                 f"cannot ensemble with {checkpoints[0]}: {', '.join(different)} differ ({different[0]} "
-                f"{payload[different[0]]!r} vs {first[different[0]]!r})",
+                f"{payload.get(different[0])!r} vs {first.get(different[0])!r})",
             )
         model, _ = model_from_checkpoint(payload)
         models.append(model.to(device).eval())

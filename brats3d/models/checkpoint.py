@@ -20,8 +20,9 @@ import torch
 import torch.nn as nn
 
 from brats3d import __version__
-from brats3d.config import RunConfig, config_from_dict
+from brats3d.config import SLICES, AnyConfig, SliceRunConfig, config_from_dict
 from brats3d.data.layouts import MODALITIES
+from brats3d.data.targets import slice_target
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
 from brats3d.models.registry import build_network
@@ -62,17 +63,33 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, config: RunConfig, label_convention: str, **state: Any) -> None:
-    """Weights plus everything needed to use them (network, target, channels, normalisation, patch, labels)."""
-    payload = {
-        "format": FORMAT,
-        "brats3d_version": __version__,
+def _description(config: AnyConfig) -> dict[str, Any]:
+    """What a checkpoint says about its network: enough to rebuild it and to prepare its input."""
+    if isinstance(config, SliceRunConfig):
+        return {
+            "kind": SLICES,
+            "network": config.model.network,
+            "network_kwargs": config.model.kwargs,
+            "in_channels": config.model.in_channels,
+            "class_values": list(config.data.class_values),
+            "image_size": list(config.data.image_size),
+        }
+    return {
         "network": config.model.network,
         "network_kwargs": config.model.kwargs,
         "target": config.model.target,
         "modalities": list(MODALITIES),
         "normalisation": config.data.normalisation,
         "patch_size": list(config.data.patch_size),
+    }
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, config: AnyConfig, label_convention: str, **state: Any) -> None:
+    """Weights plus everything needed to use them (network, target, channels, normalisation, patch, labels)."""
+    payload = {
+        "format": FORMAT,
+        "brats3d_version": __version__,
+        **_description(config),
         "label_convention": label_convention,
         "config": config.to_dict(),
         "model": unwrap(model).state_dict(),
@@ -106,7 +123,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise BratsInputError(path, f"not a readable checkpoint ({_first_line(exc)})") from exc
     if not isinstance(payload, dict) or payload.get("format") not in READABLE_FORMATS:
         raise BratsInputError(path, f"not a brats3d checkpoint (expected format {FORMAT})")
-    if list(payload["modalities"]) != list(MODALITIES):
+    if payload.get("kind") != SLICES and list(payload["modalities"]) != list(MODALITIES):
         raise BratsInputError(path, f"checkpoint channel order {payload['modalities']} differs from {list(MODALITIES)}")
     return payload
 
@@ -116,12 +133,23 @@ def _first_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:120]
 
 
-def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
-    """Rebuild the network and its config from a loaded checkpoint."""
+def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, AnyConfig]:
+    """Rebuild the network and its config from a loaded checkpoint (3D, or 2D with ``kind: slices2d``)."""
     config = config_from_dict(payload["config"])
-    model = build_network(payload["network"], payload["patch_size"], payload["target"], payload["network_kwargs"])
+    if payload.get("kind") == SLICES:
+        channels = (payload["in_channels"], slice_target(payload["class_values"]).out_channels)
+        model = build_network(
+            payload["network"], payload["image_size"], kwargs=payload["network_kwargs"], channels=channels
+        )
+    else:
+        model = build_network(payload["network"], payload["patch_size"], payload["target"], payload["network_kwargs"])
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:
         raise BratsInputError(None, f"checkpoint weights do not fit network {payload['network']}: {exc}") from exc
     return model, config
+
+
+def checkpoint_kind(path: str | Path) -> str:
+    """``slices2d`` for a 2D checkpoint, else ``scans3d`` (read as data, like any checkpoint)."""
+    return load_checkpoint(path).get("kind", "scans3d")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss, TverskyLoss
+from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss, FocalLoss, TverskyLoss
 
 from brats3d.data.targets import REGIONS, Target, get_target
 
-LOSSES = ("dice", "dice_ce", "dice_focal", "tversky")
+LOSSES = ("dice", "dice_ce", "dice_focal", "tversky", "bce", "iou", "focal")
 
 
 class DiceBCELoss(nn.Module):
@@ -29,6 +29,18 @@ class DiceBCELoss(nn.Module):
         return self.dice(logits, target) + self.bce(logits, target)
 
 
+class CrossEntropy(nn.Module):
+    """Binary cross-entropy per sigmoid channel, or softmax cross-entropy over classes from (B, 1, ...) indices."""
+
+    def __init__(self, sigmoid: bool) -> None:
+        super().__init__()
+        self.sigmoid = sigmoid
+        self.loss = nn.BCEWithLogitsLoss() if sigmoid else nn.CrossEntropyLoss()
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.loss(logits, target if self.sigmoid else target[:, 0].long())
+
+
 def build_loss(name: str = "dice", target: Target | str = REGIONS, smooth: float = 1e-5) -> nn.Module:
     """The named loss for ``target``'s activation (sigmoid regions, or softmax classes with integer labels)."""
     target = get_target(target) if isinstance(target, str) else target
@@ -41,4 +53,10 @@ def build_loss(name: str = "dice", target: Target | str = REGIONS, smooth: float
         return DiceFocalLoss(squared_pred=True, **common)
     if name == "tversky":
         return TverskyLoss(alpha=0.3, beta=0.7, **common)
+    if name == "bce":
+        return CrossEntropy(target.sigmoid)
+    if name == "iou":  # soft Jaccard: 1 - |P∩Q| / |P∪Q|
+        return DiceLoss(jaccard=True, **common)
+    if name == "focal":  # down-weights easy pixels, for the strong class imbalance of small lesions
+        return FocalLoss(use_softmax=not target.sigmoid, to_onehot_y=not target.sigmoid, gamma=2.0)
     raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")

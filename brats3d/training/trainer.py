@@ -22,11 +22,11 @@ from monai.utils import set_determinism
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from brats3d.config import RunConfig, load_config
+from brats3d.config import AnyConfig, RunConfig, SliceRunConfig, load_config
 from brats3d.data.inspect import require_good_cases
 from brats3d.data.labels import CLASS_NAMES, REGION_NAMES, REGION_SHORT
 from brats3d.data.layouts import discover
-from brats3d.data.targets import get_target
+from brats3d.data.targets import Target, get_target
 from brats3d.errors import BratsInputError, find_input_error
 from brats3d.evaluation.metrics import score_case
 from brats3d.files import atomic_path, check_output_location, ensure_output_dir
@@ -124,9 +124,9 @@ def validate(model: nn.Module, dataset, config: RunConfig, device: torch.device)
     return means
 
 
-def _write_history(run_dir: Path, history: list[dict]) -> None:
+def _write_history(run_dir: Path, history: list[dict], columns: list[str]) -> None:
     with atomic_path(run_dir / "metrics.csv") as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in history:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
@@ -144,7 +144,13 @@ def _summary_line(row: dict, epochs: int, improved: bool) -> str:
 
 
 class Trainer:
-    """One training run in ``run_dir``; only rank 0 of a torchrun job writes or prints."""
+    """One training run in ``run_dir``; only rank 0 of a torchrun job writes or prints.
+
+    A task other than 3D BraTS scans (``training.slices``) overrides what differs: ``build_model``, ``load_data``,
+    ``validate``, ``summary_line`` and ``csv_columns``; the loop, checkpoints and resume stay this one.
+    """
+
+    csv_columns = CSV_COLUMNS
 
     def __init__(self, config: RunConfig, run_dir: Path, resume: bool, log: Callable[[str], None] = print) -> None:
         self.config, self.run_dir, self.resume, self.log = config, Path(run_dir), resume, log
@@ -162,8 +168,8 @@ class Trainer:
         self.workers = loader_workers(c, self.device.type, self.world)
         torch.set_num_threads(c.train.threads or max(1, available_cores() // self.world - self.workers))
         set_determinism(seed=c.seed + self.rank)
-        self.model = build_network(c.model.network, c.data.patch_size, c.model.target, c.model.kwargs).to(self.device)
-        self.loss_fn = build_loss(c.loss.name, c.model.target, c.loss.smooth)
+        self.model = self.build_model().to(self.device)
+        self.loss_fn = build_loss(c.loss.name, self.target, c.loss.smooth)
         self.optimizer = build_optimizer(self.model, c)
         self.scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(self.device, c.train.amp))
         if self.resume:
@@ -171,6 +177,14 @@ class Trainer:
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.model, device_ids=ids)
+
+    @property
+    def target(self) -> Target:
+        return get_target(self.config.model.target)
+
+    def build_model(self) -> nn.Module:
+        c = self.config
+        return build_network(c.model.network, c.data.patch_size, c.model.target, c.model.kwargs)
 
     def _restore(self) -> None:
         state = load_checkpoint(self.run_dir / "last.pt", map_location=self.device)
@@ -267,12 +281,19 @@ class Trainer:
         """Validate every ``validation.every`` epochs and after the last; returns whether the best improved."""
         if not self.val_cases or not ((self.epoch + 1) % self.config.validation.every == 0 or last_epoch):
             return False
-        row.update(validate(self.model, self.val_ds, self.config, self.device))
+        row.update(self.validate())
         if row.get("mean_dice", -1) > self.best:
             self.best, self.stale = row["mean_dice"], 0
             return True
         self.stale += 1
         return False
+
+    def validate(self) -> dict[str, float]:
+        """Mean Dice per region and class over the whole validation scans, and their mean (``mean_dice``)."""
+        return validate(self.model, self.val_ds, self.config, self.device)
+
+    def summary_line(self, row: dict, improved: bool) -> str:
+        return _summary_line(row, self.config.train.epochs, improved)
 
     def save_state(self, improved: bool, last_epoch: bool) -> None:
         """last.pt (at most every ``train.checkpoint_minutes``, always after the last epoch or a validation), and
@@ -296,7 +317,7 @@ class Trainer:
         if improved or not self.val_cases:
             extra = {"epoch": self.epoch, "best_mean_dice": self.best}
             save_checkpoint(self.run_dir / "best.pt", self.model, c, self.convention, **extra)
-        _write_history(self.run_dir, self.history)
+        _write_history(self.run_dir, self.history, self.csv_columns)
         self.last_saved = time.perf_counter()
 
     def run(self) -> TrainResult:
@@ -307,7 +328,7 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.epoch + 1)
-            _write_history(self.run_dir, self.history)
+            _write_history(self.run_dir, self.history, self.csv_columns)
             dtype = amp_dtype(self.device, c.train.amp)
             self.log(
                 f"training {c.model.network} on {len(self.train_cases)} cases, validating on {len(self.val_cases)}; "
@@ -331,7 +352,7 @@ class Trainer:
                     if key != "epoch" and isinstance(value, float):
                         writer.add_scalar(key, value, self.epoch)
                 writer.flush()
-                self.log(_summary_line(row, c.train.epochs, improved))
+                self.log(self.summary_line(row, improved))
             dist.barrier()
             if over_budget:
                 if dist.is_main():
@@ -349,7 +370,7 @@ class Trainer:
 
 
 def train(
-    config: RunConfig | None = None,
+    config: AnyConfig | None = None,
     run_dir: str | Path = "runs/latest",
     data_dir: str | Path | None = None,
     resume: bool = False,
@@ -372,7 +393,12 @@ def train(
     if not config.data.root:
         raise BratsInputError(None, "no dataset: pass --data DIR or set data.root in the config")
     check_output_location(run_dir)
-    trainer = Trainer(config, run_dir, resume, log)
+    if isinstance(config, SliceRunConfig):
+        from brats3d.training.slices import SliceTrainer  # the 2D task subclasses this module's Trainer
+
+        trainer: Trainer = SliceTrainer(config, run_dir, resume, log)
+    else:
+        trainer = Trainer(config, run_dir, resume, log)
     trainer.setup()
     trainer.load_data()
     return trainer.run()

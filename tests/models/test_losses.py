@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from brats3d.models.losses import build_loss
+from brats3d.data.targets import slice_target
+from brats3d.models.losses import LOSSES, build_loss
 
 
 def _logits(p):
@@ -58,3 +59,18 @@ def test_dice_ce_for_regions_is_soft_dice_plus_a_sigmoid_bce_per_channel():
     dice = build_loss("dice", smooth=0.0)(_logits(p), q)
     bce = -(q * torch.log(p) + (1 - q) * torch.log(1 - p)).mean()
     assert build_loss("dice_ce", smooth=0.0)(_logits(p), q).item() == pytest.approx((dice + bce).item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("values", [[0, 255], [0, 1, 2]])
+def test_every_loss_drops_when_the_prediction_moves_toward_a_2d_mask(name, values):
+    """Binary (one sigmoid channel) and multi-class (softmax) 2D targets, for every loss a config may name."""
+    target = slice_target(values)
+    truth = torch.zeros(2, 1, 16, 16)
+    truth[:, :, 4:12, 4:12] = 1 if len(values) == 2 else 2
+    loss = build_loss(name, target)
+    if target.sigmoid:
+        good = (truth * 2 - 1) * 4
+    else:
+        good = torch.nn.functional.one_hot(truth[:, 0].long(), 3).permute(0, 3, 1, 2).float() * 8 - 4
+    assert float(loss(good, truth)) < float(loss(torch.zeros_like(good), truth))

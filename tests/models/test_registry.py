@@ -1,9 +1,11 @@
 import pytest
 import torch
 
+from brats3d.data.targets import slice_target
 from brats3d.errors import BratsInputError
 from brats3d.models import NETWORKS, build_network
 from brats3d.models.losses import build_loss
+from brats3d.models.registry import check_network
 
 
 @pytest.mark.parametrize("name", ["unet3d", "vnet"])
@@ -31,7 +33,7 @@ def test_output_channels_follow_the_target(name, channels):
 
 def test_every_registered_network_builds_for_a_fitting_patch():
     for name, spec in NETWORKS.items():
-        patch = (spec.divisor * 2,) * 3 if name != "unetr" else (32, 32, 16)
+        patch = (spec.divisor * 2,) * spec.dims if name != "unetr" else (32, 32, 16)
         assert isinstance(build_network(name, patch), torch.nn.Module)
 
 
@@ -47,3 +49,29 @@ def test_swin_unetr_needs_multiples_of_32_and_unknown_names_fail():
         build_network("swin_unetr", (160, 160, 16))
     with pytest.raises(BratsInputError, match="unknown network 'resnet'"):
         build_network("resnet", (32, 32, 32))
+
+
+TWO_D = [name for name, spec in NETWORKS.items() if spec.dims == 2]
+
+
+@pytest.mark.parametrize("name", TWO_D)
+@pytest.mark.parametrize("out_channels", [1, 3])
+def test_every_2d_network_trains_one_step_and_keeps_the_image_size(name, out_channels):
+    torch.manual_seed(0)
+    model = build_network(name, (32, 48), channels=(3, out_channels))
+    image = torch.randn(2, 3, 32, 48)
+    logits = model(image)
+    assert logits.shape == (2, out_channels, 32, 48)
+    target = slice_target([0, 255] if out_channels == 1 else [0, 1, 2])
+    truth = (image[:, :1] > 0.5).float() if out_channels == 1 else torch.randint(0, 3, (2, 1, 32, 48)).float()
+    loss = build_loss("dice_ce", target)(logits, truth)
+    loss.backward()
+    first = next(p for p in model.parameters() if p.requires_grad)
+    assert torch.isfinite(loss) and first.grad is not None and first.grad.abs().sum() > 0  # reaches the input layer
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    assert not torch.allclose(model(image), logits.detach(), atol=1e-4)
+
+
+def test_2d_and_3d_networks_refuse_the_other_kind_of_input():
+    assert "2D (slices)" in check_network("unet2d", (160, 160, 16))
+    assert "3D (scans)" in check_network("unet3d", (256, 256))

@@ -1,0 +1,226 @@
+"""``brats3d evaluate`` for 2D: DSC, IoU, sensitivity, specificity and HD95 (pixels) per image, DSC per patient
+volume (the patient's slices stacked: the metric the LGG reference program reports), and the report.
+
+Structures scored: ``foreground`` (any non-zero class; the whole mask of a binary task) and, with more than two
+classes, each class on its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from brats3d.data.slices import Slice, mask_suffix, read_image, read_mask
+from brats3d.errors import BratsInputError
+from brats3d.evaluation.metrics import Confusion, hd95
+from brats3d.evaluation.report import markdown_html
+from brats3d.files import atomic_path, ensure_output_dir
+
+PER_IMAGE = ("dsc", "iou", "sensitivity", "specificity", "hd95_px")
+
+
+def structures(class_values: Sequence[int]) -> list[str]:
+    return ["foreground", *([f"class_{v}" for v in class_values[1:]] if len(class_values) > 2 else [])]
+
+
+def _mask_of(classes: np.ndarray, structure: str, class_values: Sequence[int]) -> np.ndarray:
+    if structure == "foreground":
+        return classes > 0
+    return classes == list(class_values).index(int(structure.removeprefix("class_")))
+
+
+def score_image(pred: np.ndarray, truth: np.ndarray, class_values: Sequence[int]) -> dict[str, dict[str, float]]:
+    """Metrics per structure for one image; HD95 in pixels (an empty mask against a non-empty one: the diagonal)."""
+    scores = {}
+    for name in structures(class_values):
+        p, t = _mask_of(pred, name, class_values), _mask_of(truth, name, class_values)
+        c = Confusion.of(p, t)
+        union = c.tp + c.fp + c.fn
+        distance = (
+            hd95(p, t, (1.0, 1.0))
+            if p.any() and t.any()
+            else (0.0 if p.any() == t.any() else float(np.hypot(*p.shape)))
+        )
+        scores[name] = {
+            "dsc": c.dice,
+            "iou": 1.0 if union == 0 else c.tp / union,
+            "sensitivity": c.sensitivity,
+            "specificity": c.specificity,
+            "hd95_px": distance,
+        }
+    return scores
+
+
+@dataclass
+class SliceEvaluation:
+    class_values: list[int]
+    images: list[dict] = field(default_factory=list)  # slice id, patient, then "<structure>_<metric>"
+    confusion: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (patient, structure) -> tp fp fn tn
+    pictures: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def add(self, item: Slice, pred: np.ndarray, truth: np.ndarray) -> dict:
+        if pred.shape != truth.shape:
+            raise BratsInputError(item.mask, f"prediction size {pred.shape} differs from the mask's {truth.shape}")
+        row = {"slice": item.slice_id, "patient": item.patient}
+        for name, values in score_image(pred, truth, self.class_values).items():
+            row |= {f"{name}_{k}": v for k, v in values.items()}
+            c = Confusion.of(_mask_of(pred, name, self.class_values), _mask_of(truth, name, self.class_values))
+            total = self.confusion.setdefault((item.patient, name), [0, 0, 0, 0])
+            for i, v in enumerate((c.tp, c.fp, c.fn, c.tn)):
+                total[i] += v
+        self.images.append(row)
+        return row
+
+    def patients(self) -> list[dict]:
+        """DSC, IoU, sensitivity and specificity per patient volume (all its slices together)."""
+        rows: dict[str, dict] = {}
+        for (patient, name), (tp, fp, fn, tn) in sorted(self.confusion.items()):
+            c = Confusion(tp, fp, fn, tn)
+            union = tp + fp + fn
+            rows.setdefault(patient, {"patient": patient}).update(
+                {
+                    f"{name}_dsc": c.dice,
+                    f"{name}_iou": 1.0 if union == 0 else tp / union,
+                    f"{name}_sensitivity": c.sensitivity,
+                    f"{name}_specificity": c.specificity,
+                }
+            )
+        return list(rows.values())
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Mean and median of each metric per image and of DSC per patient."""
+        out = {}
+        for name in structures(self.class_values):
+            for metric in PER_IMAGE:
+                values = [r[f"{name}_{metric}"] for r in self.images]
+                out[f"{name}_{metric}_per_image"] = _stats(values)
+            out[f"{name}_dsc_per_patient"] = _stats([r[f"{name}_dsc"] for r in self.patients()])
+        return out
+
+
+def _stats(values: Sequence[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=float)
+    return {"mean": float(array.mean()), "median": float(np.median(array)), "n": int(array.size)}
+
+
+def evaluate_with_models(models, slices: Iterable[Slice], options) -> SliceEvaluation:
+    """Predict every labelled slice with ``models`` (an ``inference.slices.SliceModels``) and score it."""
+    load = models.load_transforms()
+    evaluation = SliceEvaluation(list(models.class_values))
+    for item in slices:
+        data = load({"image": str(item.image), "label": str(item.mask)})
+        pred = options.postprocessing.apply(
+            models.classes(models.probabilities(data["image"]), options.postprocessing.threshold)
+        )
+        truth = np.asarray(data["label"][0]).astype(np.uint8)
+        evaluation.add(item, pred, truth)
+        evaluation.pictures[item.slice_id] = (read_image(item.image), pred, truth)
+    return evaluation
+
+
+def evaluate_predictions(pred_dir: str | Path, slices: Iterable[Slice], class_values: Sequence[int]) -> SliceEvaluation:
+    """Score masks written by ``brats3d predict`` (``<stem>_mask.<ext>`` anywhere under ``pred_dir``)."""
+    pred_dir = Path(pred_dir)
+    found = {p.name: p for p in pred_dir.rglob("*_mask.*")}
+    evaluation = SliceEvaluation(list(class_values))
+    for item in slices:
+        name = f"{item.image.stem}_mask{mask_suffix(item.image)}"
+        if name not in found:
+            raise BratsInputError(pred_dir, f"no prediction {name} for {item.image}")
+        pred, truth = read_mask(found[name], class_values), read_mask(item.mask, class_values)
+        evaluation.add(item, pred, truth)
+        evaluation.pictures[item.slice_id] = (read_image(item.image), pred, truth)
+    return evaluation
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+
+
+def _plot_dsc(evaluation: SliceEvaluation, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    for ax, (title, values) in zip(
+        axes,
+        (
+            ("DSC per patient", [r["foreground_dsc"] for r in evaluation.patients()]),
+            ("DSC per image", [r["foreground_dsc"] for r in evaluation.images]),
+        ),
+    ):
+        ax.boxplot(values, widths=0.5)
+        ax.scatter(np.random.default_rng(0).normal(1, 0.04, len(values)), values, s=8, alpha=0.6)
+        ax.axhline(np.mean(values), color="tab:red", lw=1, label=f"mean {np.mean(values):.3f}")
+        ax.axhline(np.median(values), color="tab:green", lw=1, ls="--", label=f"median {np.median(values):.3f}")
+        ax.set_title(title)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xticks([])
+        ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def _examples(evaluation: SliceEvaluation, out_dir: Path, count: int = 3) -> list[tuple[str, str, float]]:
+    """Overlays of the best and worst images that hold a lesion in the truth or the prediction."""
+    from brats3d.visualize.slices import overlay, write_png
+
+    rows = [r for r in evaluation.images if r["slice"] in evaluation.pictures]
+    rows = [r for r in rows if evaluation.pictures[r["slice"]][1].any() or evaluation.pictures[r["slice"]][2].any()]
+    ranked = sorted(rows, key=lambda r: r["foreground_dsc"])
+    chosen = [("worst", r) for r in ranked[:count]] + [("best", r) for r in ranked[::-1][:count]]
+    out = []
+    for kind, r in chosen:
+        image, pred, truth = evaluation.pictures[r["slice"]]
+        name = f"{kind}_{r['slice']}.png"
+        write_png(out_dir / name, overlay(image, pred, truth))
+        out.append((kind, name, r["foreground_dsc"]))
+    return out
+
+
+def write_slice_report(evaluation: SliceEvaluation, out_dir: str | Path) -> Path:
+    """per_image.csv, per_patient.csv, summary.json, dsc.png, example overlays, report.md and report.html."""
+    if not evaluation.images:
+        raise BratsInputError(None, "nothing to evaluate: no labelled images")
+    out_dir = ensure_output_dir(out_dir)
+    _write_csv(out_dir / "per_image.csv", evaluation.images)
+    _write_csv(out_dir / "per_patient.csv", evaluation.patients())
+    summary = evaluation.summary()
+    with atomic_path(out_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    _plot_dsc(evaluation, out_dir / "dsc.png")
+    examples = _examples(evaluation, out_dir)
+    lines = [
+        "# brats3d 2D evaluation",
+        "",
+        f"{len(evaluation.patients())} patients, {len(evaluation.images)} images. HD95 in pixels.",
+        "",
+        "| measure | mean | median |",
+        "|---|---|---|",
+        *(f"| {k} | {v['mean']:.4f} | {v['median']:.4f} |" for k, v in summary.items()),
+        "",
+        "![DSC](dsc.png)",
+        "",
+        "## Examples (filled: prediction; outline: truth)",
+        "",
+    ]
+    for kind, name, dsc in examples:
+        lines += [f"{kind}: {name.split('_', 1)[1][:-4]} (DSC {dsc:.3f})", f"![{kind}]({name})"]
+    with atomic_path(out_dir / "report.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    with atomic_path(out_dir / "report.html") as tmp:
+        tmp.write_text(markdown_html(lines))
+    return out_dir / "report.md"
