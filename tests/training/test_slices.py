@@ -123,7 +123,8 @@ def test_paired_layout_end_to_end_on_the_cli(tmp_path, capsys):
     )
     assert len(list((tmp_path / "p").glob("*_mask.png"))) == 20
     assert main(["evaluate", "--pred", str(tmp_path / "p"), "--ref", str(data), "--out", str(tmp_path / "ev")]) == 0
-    rows = list(csv.DictReader(open(tmp_path / "ev" / "per_image.csv")))
+    with open(tmp_path / "ev" / "per_image.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert len(rows) == 20 and all(0 <= float(r["foreground_dsc"]) <= 1 for r in rows)
 
 
