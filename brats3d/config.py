@@ -44,8 +44,8 @@ class DataConfig:
     normalisation: str = "brain"  # brain: per channel over brain voxels | slice: per channel and axial slice
     reader: str = "nibabel"  # nibabel | itk
     # memory (CacheDataset) | disk (PersistentDataset) | mmap (preprocessed once, memory-mapped; training/cache.py)
-    # | none
-    cache: str = "memory"
+    # | none | auto: memory when the cases fit half the available RAM, else mmap (as fast: BENCHMARKS.md)
+    cache: str = "auto"
     cache_rate: float = 1.0
     cache_dir: str | None = None  # for cache: disk or mmap (e.g. a `brats3d preprocess` folder); default RUN_DIR/cache
     num_workers: int | None = None  # loader processes; None: from the cores (GPU: all but 2, up to 12; CPU: 0 on <= 4)
@@ -213,7 +213,7 @@ CHOICES = {
     "data.layout": (None, *(layout.value for layout in Layout), *(layout.value for layout in SliceLayout)),
     "data.normalisation": ("brain", "slice", "dataset", "image"),  # 3D: brain | slice; 2D: dataset | image
     "data.reader": READERS,
-    "data.cache": ("memory", "disk", "mmap", "none"),
+    "data.cache": ("memory", "disk", "mmap", "none", "auto"),
     "model.target": tuple(TARGETS),
     "loss.name": LOSSES,
     "train.optimizer": ("adamw", "adam", "sgd"),

@@ -81,17 +81,44 @@ def read_split(path: Path, cases: list[Case]) -> tuple[list[Case], list[Case]]:
     return [by_id[i] for i in saved["train"]], [by_id[i] for i in saved["validation"]]
 
 
-def _dataset(items: list[dict], transform: Compose, config: RunConfig, cache_dir: Path) -> Dataset:
-    d = config.data
-    if d.cache == "memory":
+def _dataset(items: list[dict], transform: Compose, cache: str, cache_rate: float, cache_dir: Path) -> Dataset:
+    if cache == "memory":
         # copy_cache=False: nothing after the cache mutates the cached volume (RandTumourPatchd copies out each
         # patch), so the per-sample deep copy of a whole scan that MONAI makes by default is pure waste.
-        return CacheDataset(
-            items, transform, cache_rate=d.cache_rate, num_workers=None, progress=False, copy_cache=False
-        )
-    if d.cache == "disk":
+        return CacheDataset(items, transform, cache_rate=cache_rate, num_workers=None, progress=False, copy_cache=False)
+    if cache == "disk":
         return PersistentDataset(items, transform, cache_dir=cache_dir)
     return Dataset(items, transform)
+
+
+# Host memory one case takes in the memory cache, per voxel of its uncropped scan: four float32 channels (16 bytes)
+# times the share of the scan that the brain crop keeps (measured: 60 MB per 240x240x155 case of the scale benchmark,
+# 0.42 of 16 bytes x 8.9 M voxels; BENCHMARKS.md "Full datasets").
+CACHED_BYTES_PER_VOXEL = 16 * 0.45
+
+
+def available_memory() -> int:
+    """Bytes of RAM the system can still give (MemAvailable), or 0 where that cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def choose_cache(cases: list[Case], config: RunConfig, world: int = 1) -> str:
+    """``data.cache``, with ``auto`` resolved: ``memory`` when this rank's share of the cases fits half the RAM
+    available (every rank on a machine caches its own share), else ``mmap``, whose memory does not grow with the
+    cases and which delivers patches as fast (BENCHMARKS.md)."""
+    if config.data.cache != "auto":
+        return config.data.cache
+    from brats3d.data.io import load_header
+
+    voxels = sum(int(np.prod(load_header(c.images[0]).shape[:3])) for c in cases)
+    needed = voxels * CACHED_BYTES_PER_VOXEL * config.data.cache_rate
+    return "memory" if needed * world < available_memory() / 2 else "mmap"
 
 
 def build_datasets(
@@ -106,7 +133,8 @@ def build_datasets(
     val_transform = build_val_transforms(config.data.normalisation == "slice", config.data.reader)
     mine = train[rank::world]
     val_items = [c.to_dict() for c in val[rank::world]]
-    if config.data.cache == "mmap":
+    cache = choose_cache(mine, config, world)
+    if cache == "mmap":
         from brats3d.training.cache import MmapCaseDataset, preprocess
 
         _, failures = preprocess(mine, config, cache_dir, workers=loader_workers(config) or 1, progress=rank == 0)
@@ -116,8 +144,8 @@ def build_datasets(
             )
         return MmapCaseDataset(cache_dir, mine, transform), Dataset(val_items, val_transform), transform
     return (
-        _dataset([c.to_dict() for c in mine], transform, config, cache_dir / "train"),
-        _dataset(val_items, val_transform, config, cache_dir / "val"),
+        _dataset([c.to_dict() for c in mine], transform, cache, config.data.cache_rate, cache_dir / "train"),
+        _dataset(val_items, val_transform, cache, config.data.cache_rate, cache_dir / "val"),
         transform,
     )
 

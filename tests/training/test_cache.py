@@ -72,3 +72,28 @@ def test_a_corrupt_case_is_named_and_skipped_with_a_non_zero_exit(dataset, tmp_p
     assert f"{bad}: file is truncated" in err and "1 case(s) failed" in err
     assert sorted(p.name for p in out.iterdir()) == sorted(c.case_id for c in (cases[0], cases[2]))
     assert all(json.loads((out / c.case_id / MANIFEST).read_text())["shape"][0] == 4 for c in (cases[0], cases[2]))
+
+
+def test_auto_cache_keeps_cases_in_memory_only_when_they_fit(dataset, monkeypatch):
+    from brats3d.training import data as training_data
+
+    cases = discover(dataset).labelled()
+    config = load_config(None, [*SMALL, "data.cache=auto"])
+    needed = sum(48 * 48 * 32 for _ in cases) * training_data.CACHED_BYTES_PER_VOXEL
+    monkeypatch.setattr(training_data, "available_memory", lambda: int(needed * 10))
+    assert training_data.choose_cache(cases, config) == "memory"
+    assert training_data.choose_cache(cases, config, world=8) == "mmap"  # eight ranks on one machine each cache
+    monkeypatch.setattr(training_data, "available_memory", lambda: int(needed))
+    assert training_data.choose_cache(cases, config) == "mmap"
+    assert training_data.choose_cache(cases, load_config(None, [*SMALL, "data.cache=memory"])) == "memory"
+
+
+def test_an_open_case_stays_mapped_up_to_the_bound(dataset, tmp_path):
+    config = load_config(None, SMALL)
+    cases = discover(dataset).labelled()
+    preprocess(cases, config, tmp_path / "cache", progress=False)
+    chain = build_train_transforms(**config.train_transform_arguments())
+    ds = MmapCaseDataset(tmp_path / "cache", cases, chain, keep_open=2)
+    for i in (0, 1, 0, 2):
+        ds[i]
+    assert list(ds._open) == [0, 2]  # 1 was least recently used
