@@ -206,17 +206,24 @@ def _predict_slices(args: argparse.Namespace, checkpoints: list[str]) -> int:
 def _evaluate_slices(args: argparse.Namespace) -> int:
     """2D evaluation: --checkpoint with --data, or --pred with --ref."""
     from brats3d.data.slices import discover_slices, mask_values
-    from brats3d.evaluation.slices import evaluate_predictions, evaluate_with_models, write_slice_report
+    from brats3d.evaluation.slices import (
+        evaluate_out_of_fold,
+        evaluate_predictions,
+        evaluate_with_models,
+        write_slice_report,
+    )
     from brats3d.inference.slices import SliceModels, SlicePredictOptions
 
     data = args.data or args.ref
     slices = discover_slices(data, patient_pattern=args.patient_pattern).require_clean().labelled()
-    if args.checkpoint:
+    if args.cv:
+        evaluation = evaluate_out_of_fold(args.cv, data, SlicePredictOptions(_slice_postprocessing(args)))
+    elif args.checkpoint:
         models = SliceModels.load(_existing_checkpoints(args.checkpoint), args.device)
         evaluation = evaluate_with_models(models, slices, SlicePredictOptions(_slice_postprocessing(args)))
     else:
         evaluation = evaluate_predictions(args.pred, slices, mask_values(slices))
-    out = ensure_output_dir(args.out or "evaluation")
+    out = ensure_output_dir(args.out or (Path(args.cv) / "out_of_fold" if args.cv else "evaluation"))
     report = write_slice_report(evaluation, out)
     for key, value in evaluation.summary().items():
         print(f"{key:<38} mean {value['mean']:.4f}  median {value['median']:.4f}  (n={value['n']})")
@@ -268,8 +275,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from brats3d.evaluation.report import format_table, summary_rows, write_report
     from brats3d.models.checkpoint import checkpoint_kind
 
-    if (args.checkpoint and args.data and checkpoint_kind(args.checkpoint[0]) == "slices2d") or (
-        args.pred and args.ref and is_slice_dataset(args.ref)
+    if (
+        (args.checkpoint and args.data and checkpoint_kind(args.checkpoint[0]) == "slices2d")
+        or (args.pred and args.ref and is_slice_dataset(args.ref))
+        or (args.cv and args.data and is_slice_dataset(args.data))
     ):
         return _evaluate_slices(args)
     if (args.cv or args.checkpoint) and not args.data:
@@ -386,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_inspect)
 
-    p = sub.add_parser("synth", help="write synthetic BraTS-like phantom cases in a dataset layout")
+    p = sub.add_parser("synth", help="write synthetic BraTS-like phantom cases (or 2D slices) in a dataset layout")
     p.add_argument("out", help="output directory")
     p.add_argument("--cases", type=int, default=8, help="number of cases, or patients for 2D layouts (default 8)")
     p.add_argument(
@@ -462,7 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="pictures", help="output folder (default pictures)")
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("evaluate", help="Dice, sensitivity, specificity and HD95 per class and region, with a report")
+    p = sub.add_parser(
+        "evaluate",
+        help="Dice, sensitivity, specificity and HD95 per class and region (2D: DSC, IoU, ... per image and "
+        "patient), with a report",
+    )
     p.add_argument("--pred", help="folder of predicted label maps (<case>_seg.nii.gz or <case>.nii.gz)")
     p.add_argument("--ref", help="labelled dataset folder the predictions are scored against")
     p.add_argument("--patient-pattern", help="2D paired layout: regex whose first group is the patient id")

@@ -123,6 +123,28 @@ def evaluate_with_models(models, slices: Iterable[Slice], options) -> SliceEvalu
     return evaluation
 
 
+def evaluate_out_of_fold(run_dir: str | Path, data: str | Path, options) -> SliceEvaluation:
+    """Each fold's final model (``last.pt``) scores the patients that fold held out: every patient once."""
+    from brats3d.data.slices import discover_slices
+    from brats3d.evaluation.crossval import fold_runs
+    from brats3d.inference.slices import SliceModels
+
+    slices = discover_slices(data).require_clean().labelled()
+    combined: SliceEvaluation | None = None
+    for folder, patients in fold_runs(run_dir):
+        held_out = [s for s in slices if s.patient in set(patients)]
+        if not held_out:
+            raise BratsInputError(folder, f"none of this fold's patients are in {data}")
+        part = evaluate_with_models(SliceModels.load([folder / "last.pt"]), held_out, options)
+        if combined is None:
+            combined = part
+        else:
+            combined.images += part.images
+            combined.confusion |= part.confusion
+            combined.pictures |= part.pictures
+    return combined
+
+
 def evaluate_predictions(pred_dir: str | Path, slices: Iterable[Slice], class_values: Sequence[int]) -> SliceEvaluation:
     """Score masks written by ``brats3d predict`` (``<stem>_mask.<ext>`` anywhere under ``pred_dir``)."""
     pred_dir = Path(pred_dir)

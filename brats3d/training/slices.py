@@ -22,7 +22,7 @@ from brats3d.files import atomic_path, ensure_output_dir
 from brats3d.inference.slices import SliceModels
 from brats3d.models import build_network
 from brats3d.training import distributed as dist
-from brats3d.training.data import _validation_ids, steps_per_epoch
+from brats3d.training.data import _validation_ids, fold_assignment, steps_per_epoch
 from brats3d.training.trainer import Trainer
 from brats3d.transforms.slices import build_slice_train_transforms, channel_stats
 
@@ -113,8 +113,11 @@ class SliceTrainer(Trainer):
         if dist.is_main() and not self.resume:
             ensure_output_dir(self.run_dir)
             c.save(self.run_dir / "config.yaml")
-            patients = {"train": sorted({s.patient for s in self.train_cases})}
+            patients: dict = {"train": sorted({s.patient for s in self.train_cases})}
             patients["validation"] = sorted({s.patient for s in self.val_cases})
+            if c.data.folds:  # as 3D runs record it, so `brats3d evaluate --cv` can check the folds
+                every = sorted({s.patient for s in slices})
+                patients |= {"fold": c.data.fold, "folds": fold_assignment(every, c.data.folds, c.seed)}
             with atomic_path(split_path) as tmp:
                 tmp.write_text(json.dumps(patients, indent=2))
 

@@ -138,3 +138,14 @@ def test_a_bad_mask_stops_training_with_one_line_naming_it(tmp_path, capsys):
     assert len(err) == 1 and "case002_01.png" in err[0] and "unexpected values 7" in err[0]
     assert not (tmp_path / "r").exists()
     assert len(discover_slices(data).slices) == 9  # the inputs are untouched
+
+
+def test_folds_train_by_patient_and_evaluate_out_of_fold(lgg, tmp_path):
+    sets = [a for o in [*TINY, "train.epochs=1"] for a in ("--set", o)]
+    run = tmp_path / "cv"
+    assert main(["train", "--config", "lgg2d", "--data", str(lgg), "--out", str(run), "--folds", "5", *sets]) == 0
+    held = [json.loads((run / f"fold_{k}" / "split.json").read_text())["validation"] for k in range(5)]
+    assert sorted(p for h in held for p in h) == sorted(p.name for p in lgg.iterdir())  # each patient once
+    assert main(["evaluate", "--cv", str(run), "--data", str(lgg)]) == 0
+    summary = json.loads((run / "out_of_fold" / "summary.json").read_text())
+    assert summary["foreground_dsc_per_patient"]["n"] == 5 and summary["foreground_dsc_per_image"]["n"] == 40
