@@ -159,7 +159,7 @@ def read_image(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     try:
-        data = np.asarray(iio.imread(path))
+        data = np.asarray(iio.imread(path, extension=path.suffix.lower()))  # the plugin of its type, no guessing
     except Exception as exc:
         raise BratsInputError(path, f"unreadable image ({type(exc).__name__})") from exc
     if data.ndim == 2:

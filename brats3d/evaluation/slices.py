@@ -61,7 +61,10 @@ class SliceEvaluation:
     class_values: list[int]
     images: list[dict] = field(default_factory=list)  # slice id, patient, then "<structure>_<metric>"
     confusion: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (patient, structure) -> tp fp fn tn
-    pictures: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # The best and worst images holding a lesion (truth or prediction), for the report's examples: only these
+    # few are kept, so scoring thousands of slices holds no more than a handful of masks.
+    examples: list[tuple[float, str, Path, np.ndarray, np.ndarray]] = field(default_factory=list)
+    keep: int = 3
 
     def add(self, item: Slice, pred: np.ndarray, truth: np.ndarray) -> dict:
         if pred.shape != truth.shape:
@@ -74,7 +77,13 @@ class SliceEvaluation:
             for i, v in enumerate((c.tp, c.fp, c.fn, c.tn)):
                 total[i] += v
         self.images.append(row)
+        if pred.any() or truth.any():
+            self._remember((row["foreground_dsc"], item.slice_id, item.image, pred, truth))
         return row
+
+    def _remember(self, example: tuple) -> None:
+        ranked = sorted([*self.examples, example], key=lambda e: (e[0], e[1]))
+        self.examples = ranked if len(ranked) <= 2 * self.keep else ranked[: self.keep] + ranked[-self.keep :]
 
     def patients(self) -> list[dict]:
         """DSC, IoU, sensitivity and specificity per patient volume (all its slices together)."""
@@ -119,7 +128,6 @@ def evaluate_with_models(models, slices: Iterable[Slice], options) -> SliceEvalu
         )
         truth = np.asarray(data["label"][0]).astype(np.uint8)
         evaluation.add(item, pred, truth)
-        evaluation.pictures[item.slice_id] = (read_image(item.image), pred, truth)
     return evaluation
 
 
@@ -141,7 +149,8 @@ def evaluate_out_of_fold(run_dir: str | Path, data: str | Path, options) -> Slic
         else:
             combined.images += part.images
             combined.confusion |= part.confusion
-            combined.pictures |= part.pictures
+            for example in part.examples:
+                combined._remember(example)
     return combined
 
 
@@ -156,7 +165,6 @@ def evaluate_predictions(pred_dir: str | Path, slices: Iterable[Slice], class_va
             raise BratsInputError(pred_dir, f"no prediction {name} for {item.image}")
         pred, truth = read_mask(found[name], class_values), read_mask(item.mask, class_values)
         evaluation.add(item, pred, truth)
-        evaluation.pictures[item.slice_id] = (read_image(item.image), pred, truth)
     return evaluation
 
 
@@ -200,16 +208,13 @@ def _examples(evaluation: SliceEvaluation, out_dir: Path, count: int = 3) -> lis
     """Overlays of the best and worst images that hold a lesion in the truth or the prediction."""
     from brats3d.visualize.slices import overlay, write_png
 
-    rows = [r for r in evaluation.images if r["slice"] in evaluation.pictures]
-    rows = [r for r in rows if evaluation.pictures[r["slice"]][1].any() or evaluation.pictures[r["slice"]][2].any()]
-    ranked = sorted(rows, key=lambda r: r["foreground_dsc"])
-    chosen = [("worst", r) for r in ranked[:count]] + [("best", r) for r in ranked[::-1][:count]]
+    ranked = evaluation.examples
+    chosen = [("worst", e) for e in ranked[:count]] + [("best", e) for e in ranked[::-1][:count]]
     out = []
-    for kind, r in chosen:
-        image, pred, truth = evaluation.pictures[r["slice"]]
-        name = f"{kind}_{r['slice']}.png"
-        write_png(out_dir / name, overlay(image, pred, truth))
-        out.append((kind, name, r["foreground_dsc"]))
+    for kind, (dsc, slice_id, image_path, pred, truth) in chosen:
+        name = f"{kind}_{slice_id}.png"
+        write_png(out_dir / name, overlay(read_image(image_path), pred, truth))
+        out.append((kind, name, dsc))
     return out
 
 
