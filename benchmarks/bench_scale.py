@@ -186,7 +186,7 @@ def _extrapolate(rows: list[dict], target: int = 1251) -> list[dict]:
     extrapolate noise)."""
     out = []
     for cache in sorted({r["cache"] for r in rows if r["data"] == "synthetic"}):  # the real ten are one size
-        points = [r for r in rows if r["data"] == "synthetic" and r["cache"] == cache]
+        points = [r for r in rows if r["data"] == "synthetic" and r["cache"] == cache and not r.get("tag")]
         if len({r["cases"] for r in points}) < 2:
             continue
         n = np.array([r["cases"] for r in points], dtype=float)
