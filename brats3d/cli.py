@@ -19,14 +19,21 @@ SLICE_LAYOUTS = tuple(layout.value for layout in SliceLayout)
 DEFAULT_CHECKPOINT = "runs/latest/best.pt"  # where `brats3d train` writes without --out
 
 
-def _shape(text: str) -> tuple[int, int, int]:
-    try:
-        dims = tuple(int(x) for x in text.lower().replace(",", "x").split("x"))
-    except ValueError:
-        dims = ()
-    if len(dims) != 3 or min(dims) < 8:
-        raise argparse.ArgumentTypeError(f"expected three sizes like 96x96x64 (each >= 8), got {text!r}")
-    return dims  # type: ignore[return-value]
+def _sizes(example: str, minimum: int) -> Callable[[str], tuple[int, ...]]:
+    """An argparse type for sizes written like ``example`` (as many as it has), each at least ``minimum``."""
+    count = len(example.split("x"))
+    words = {2: "two", 3: "three"}[count]
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            dims = tuple(int(x) for x in text.lower().replace(",", "x").split("x"))
+        except ValueError:
+            dims = ()
+        if len(dims) != count or min(dims) < minimum:
+            raise argparse.ArgumentTypeError(f"expected {words} sizes like {example} (each >= {minimum}), got {text!r}")
+        return dims
+
+    return parse
 
 
 def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,16 +71,6 @@ def _predict_options(args: argparse.Namespace, **extra):
         device=args.device,
         **extra,
     )
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        dims = tuple(int(x) for x in text.lower().replace(",", "x").split("x"))
-    except ValueError:
-        dims = ()
-    if len(dims) != 2 or min(dims) < 16:
-        raise argparse.ArgumentTypeError(f"expected two sizes like 128x128 (each >= 16), got {text!r}")
-    return dims  # type: ignore[return-value]
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -401,11 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--layout", choices=LAYOUT_CHOICES + SLICE_LAYOUTS, default="msd", help="dataset layout (default msd)"
     )
-    p.add_argument("--image-size", type=_size, default=(128, 128), help="2D: slice size HxW (default 128x128)")
+    p.add_argument(
+        "--image-size", type=_sizes("128x128", 16), default=(128, 128), help="2D: slice size HxW (default 128x128)"
+    )
     p.add_argument("--slices", type=int, default=12, help="2D: slices per patient (default 12)")
     p.add_argument("--rgb", action="store_true", help="2D paired layout: RGB images (default grey)")
     p.add_argument("--classes", type=int, default=2, choices=(2, 3), help="2D paired layout: mask classes")
-    p.add_argument("--shape", type=_shape, default=(96, 96, 64), help="volume size XxYxZ (default 96x96x64)")
+    p.add_argument(
+        "--shape", type=_sizes("96x96x64", 8), default=(96, 96, 64), help="volume size XxYxZ (default 96x96x64)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="write into a non-empty directory")
     p.set_defaults(func=_cmd_synth)

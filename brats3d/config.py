@@ -97,8 +97,24 @@ class ValidationConfig:
     max_cases: int | None = None
 
 
+class _Saved:
+    """What every run config does the same way: a plain dict, its YAML file, and whether it holds cases out."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def validates(self) -> bool:
+        """Whether this run holds cases out for validation (folds, explicit cases or a fraction)."""
+        return bool(self.data.folds or self.data.val_cases or self.data.val_fraction > 0)
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
 @dataclass
-class RunConfig:
+class RunConfig(_Saved):
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -109,9 +125,6 @@ class RunConfig:
     # (from `brats3d postprocess`) or the command line says otherwise; the packaged recipes carry the rules their
     # cross-validation chose.
     postprocessing: PostProcessing = field(default_factory=PostProcessing)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def train_transform_arguments(self, **changes: Any) -> dict[str, Any]:
         """Arguments of ``transforms.build_train_transforms`` that this config describes (``changes`` win)."""
@@ -129,15 +142,6 @@ class RunConfig:
             "noise_std": d.noise_std,
         }
         return {**arguments, **changes}
-
-    @property
-    def validates(self) -> bool:
-        """Whether this run holds cases out for validation (folds, explicit cases or a fraction)."""
-        return bool(self.data.folds or self.data.val_cases or self.data.val_fraction > 0)
-
-    def save(self, path: str | Path) -> None:
-        with atomic_path(path) as tmp:
-            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 SLICES = "slices2d"  # the `kind` of a 2D config
@@ -183,7 +187,7 @@ class SliceValidationConfig:
 
 
 @dataclass
-class SliceRunConfig:
+class SliceRunConfig(_Saved):
     """A 2D slice task (``kind: slices2d`` in its YAML); trains through the same Trainer as 3D."""
 
     kind: str = SLICES
@@ -193,17 +197,6 @@ class SliceRunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     validation: SliceValidationConfig = field(default_factory=SliceValidationConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def validates(self) -> bool:
-        return bool(self.data.folds or self.data.val_cases or self.data.val_fraction > 0)
-
-    def save(self, path: str | Path) -> None:
-        with atomic_path(path) as tmp:
-            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 AnyConfig = RunConfig | SliceRunConfig

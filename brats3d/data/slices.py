@@ -219,11 +219,12 @@ def mask_values(slices: Sequence[Slice], sample: int = 50) -> list[int]:
     return expected
 
 
-def check_pair(image: np.ndarray, mask: np.ndarray, item: Slice) -> None:
+def check_pair(image: np.ndarray, mask: np.ndarray, image_path: str | Path, mask_path: str | Path) -> None:
+    """A BratsInputError naming the mask when its size differs from its image's."""
     if image.shape[1:] != mask.shape:
         raise BratsInputError(
-            item.mask, f"mask size {mask.shape[1]}x{mask.shape[0]} differs from its image's "
-            f"{image.shape[2]}x{image.shape[1]} ({item.image.name})"
+            mask_path, f"mask size {mask.shape[1]}x{mask.shape[0]} differs from its image's "
+            f"{image.shape[2]}x{image.shape[1]} ({Path(image_path).name})"
         )  # fmt: skip
 
 
@@ -288,7 +289,7 @@ def inspect_slices(
         try:
             image = read_image(item.image)
             mask = read_mask(item.mask, report.values or None)
-            check_pair(image, mask, item)
+            check_pair(image, mask, item.image, item.mask)
         except BratsInputError as exc:
             report.read_problems.append(str(exc))
             continue

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from monai.transforms import (
@@ -45,18 +44,12 @@ class LoadSliced(MapTransform):
         d["size"] = np.asarray(image.shape[1:])
         if d.get("label"):
             mask = read_mask(d["label"], self.class_values)
-            check_pair(image, mask, _Named(Path(d["image"]), Path(d["label"])))
+            check_pair(image, mask, d["image"], d["label"])
             d["label"] = mask[None].astype(np.float32)
         else:
             d.pop("label", None)
         d["image"] = image
         return d
-
-
-@dataclass(frozen=True)
-class _Named:  # what check_pair needs of a Slice to name the files
-    image: Path
-    mask: Path
 
 
 ChannelStats = tuple[Sequence[float], Sequence[float]]  # per-channel (mean, standard deviation)
