@@ -34,26 +34,39 @@ def _mask_of(classes: np.ndarray, structure: str, class_values: Sequence[int]) -
     return classes == list(class_values).index(int(structure.removeprefix("class_")))
 
 
-def score_image(pred: np.ndarray, truth: np.ndarray, class_values: Sequence[int]) -> dict[str, dict[str, float]]:
-    """Metrics per structure for one image; HD95 in pixels (an empty mask against a non-empty one: the diagonal)."""
-    scores = {}
+def _overlap(c: Confusion) -> dict[str, float]:
+    """DSC, IoU, sensitivity and specificity of one confusion (an image's, or a patient's slices summed)."""
+    union = c.tp + c.fp + c.fn
+    return {
+        "dsc": c.dice,
+        "iou": 1.0 if union == 0 else c.tp / union,
+        "sensitivity": c.sensitivity,
+        "specificity": c.specificity,
+    }
+
+
+def _hd95_px(p: np.ndarray, t: np.ndarray) -> float:
+    """HD95 in pixels; an empty mask against a non-empty one: the image diagonal."""
+    if p.any() and t.any():
+        return hd95(p, t, (1.0, 1.0))
+    return 0.0 if p.any() == t.any() else float(np.hypot(*p.shape))
+
+
+def _structure_scores(
+    pred: np.ndarray, truth: np.ndarray, class_values: Sequence[int], with_hd95: bool = True
+) -> dict[str, tuple[Confusion, dict[str, float]]]:
+    """Per structure: the confusion and the image's metrics (one pass over the masks for both)."""
+    out = {}
     for name in structures(class_values):
         p, t = _mask_of(pred, name, class_values), _mask_of(truth, name, class_values)
         c = Confusion.of(p, t)
-        union = c.tp + c.fp + c.fn
-        distance = (
-            hd95(p, t, (1.0, 1.0))
-            if p.any() and t.any()
-            else (0.0 if p.any() == t.any() else float(np.hypot(*p.shape)))
-        )
-        scores[name] = {
-            "dsc": c.dice,
-            "iou": 1.0 if union == 0 else c.tp / union,
-            "sensitivity": c.sensitivity,
-            "specificity": c.specificity,
-            "hd95_px": distance,
-        }
-    return scores
+        out[name] = (c, {**_overlap(c), **({"hd95_px": _hd95_px(p, t)} if with_hd95 else {})})
+    return out
+
+
+def score_image(pred: np.ndarray, truth: np.ndarray, class_values: Sequence[int]) -> dict[str, dict[str, float]]:
+    """Metrics per structure for one image; HD95 in pixels (an empty mask against a non-empty one: the diagonal)."""
+    return {name: metrics for name, (_, metrics) in _structure_scores(pred, truth, class_values).items()}
 
 
 @dataclass
@@ -65,14 +78,14 @@ class SliceEvaluation:
     # few are kept, so scoring thousands of slices holds no more than a handful of masks.
     examples: list[tuple[float, str, Path, np.ndarray, np.ndarray]] = field(default_factory=list)
     keep: int = 3
+    with_hd95: bool = True  # training's validation needs only DSC: HD95 per image is the slow part
 
     def add(self, item: Slice, pred: np.ndarray, truth: np.ndarray) -> dict:
         if pred.shape != truth.shape:
             raise BratsInputError(item.mask, f"prediction size {pred.shape} differs from the mask's {truth.shape}")
         row = {"slice": item.slice_id, "patient": item.patient}
-        for name, values in score_image(pred, truth, self.class_values).items():
+        for name, (c, values) in _structure_scores(pred, truth, self.class_values, self.with_hd95).items():
             row |= {f"{name}_{k}": v for k, v in values.items()}
-            c = Confusion.of(_mask_of(pred, name, self.class_values), _mask_of(truth, name, self.class_values))
             total = self.confusion.setdefault((item.patient, name), [0, 0, 0, 0])
             for i, v in enumerate((c.tp, c.fp, c.fn, c.tn)):
                 total[i] += v
@@ -88,24 +101,16 @@ class SliceEvaluation:
     def patients(self) -> list[dict]:
         """DSC, IoU, sensitivity and specificity per patient volume (all its slices together)."""
         rows: dict[str, dict] = {}
-        for (patient, name), (tp, fp, fn, tn) in sorted(self.confusion.items()):
-            c = Confusion(tp, fp, fn, tn)
-            union = tp + fp + fn
-            rows.setdefault(patient, {"patient": patient}).update(
-                {
-                    f"{name}_dsc": c.dice,
-                    f"{name}_iou": 1.0 if union == 0 else tp / union,
-                    f"{name}_sensitivity": c.sensitivity,
-                    f"{name}_specificity": c.specificity,
-                }
-            )
+        for (patient, name), counts in sorted(self.confusion.items()):
+            scores = _overlap(Confusion(*counts))
+            rows.setdefault(patient, {"patient": patient}).update({f"{name}_{k}": v for k, v in scores.items()})
         return list(rows.values())
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Mean and median of each metric per image and of DSC per patient."""
         out = {}
         for name in structures(self.class_values):
-            for metric in PER_IMAGE:
+            for metric in PER_IMAGE if self.with_hd95 else PER_IMAGE[:-1]:
                 values = [r[f"{name}_{metric}"] for r in self.images]
                 out[f"{name}_{metric}_per_image"] = _stats(values)
             out[f"{name}_dsc_per_patient"] = _stats([r[f"{name}_dsc"] for r in self.patients()])
@@ -117,10 +122,10 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(array.mean()), "median": float(np.median(array)), "n": int(array.size)}
 
 
-def evaluate_with_models(models, slices: Iterable[Slice], options) -> SliceEvaluation:
+def evaluate_with_models(models, slices: Iterable[Slice], options, with_hd95: bool = True) -> SliceEvaluation:
     """Predict every labelled slice with ``models`` (an ``inference.slices.SliceModels``) and score it."""
     load = models.load_transforms()
-    evaluation = SliceEvaluation(list(models.class_values))
+    evaluation = SliceEvaluation(list(models.class_values), with_hd95=with_hd95)
     for item in slices:
         data = load({"image": str(item.image), "label": str(item.mask)})
         pred = options.postprocessing.apply(

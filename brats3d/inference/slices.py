@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from brats3d.data.slices import IMAGE_SUFFIXES, LGG_SLICE, Slice, mask_suffix, write_mask
+from brats3d.data.slices import IMAGE_SUFFIXES, LGG_SLICE, Slice, mask_suffix, read_image, write_mask
 from brats3d.data.targets import Target, slice_target
 from brats3d.errors import BratsInputError
 from brats3d.models.device import autocast, select_device
@@ -121,17 +121,15 @@ def predict_slices(
     load = models.load_transforms()
     written, frames = [], {}
     for item in sorted(inputs, key=lambda s: (s.patient, s.index)):
-        data = load({"image": str(item.image)})
-        probs = models.probabilities(data["image"])
+        raw = read_image(item.image)  # read once: scaled for the network, shown as it is in the overlay
+        probs = models.probabilities(load({"image": raw}, start=1)["image"])  # start=1: past the file reading
         classes = options.postprocessing.apply(models.classes(probs, options.postprocessing.threshold))
         folder = out_dir / item.patient if item.image.parent.name == item.patient else out_dir
         mask_path = folder / f"{item.image.stem}_mask{mask_suffix(item.image)}"
         write_mask(mask_path, classes, models.class_values)
         written.append(mask_path)
         if options.pictures:
-            from brats3d.data.slices import read_image
-
-            picture = overlay(read_image(item.image), classes)
+            picture = overlay(raw, classes)
             write_png(folder / f"{item.image.stem}_overlay.png", picture)
             frames.setdefault((folder, item.patient), []).append(picture)
     for (folder, patient), pictures in frames.items():

@@ -17,14 +17,14 @@ from brats3d.config import SliceRunConfig
 from brats3d.data.slices import Slice, discover_slices, mask_values, read_image
 from brats3d.data.targets import Target, slice_target
 from brats3d.errors import BratsInputError
-from brats3d.evaluation.slices import SliceEvaluation
+from brats3d.evaluation.slices import evaluate_with_models
 from brats3d.files import atomic_path, ensure_output_dir
-from brats3d.inference.slices import SliceModels
+from brats3d.inference.slices import SliceModels, SlicePredictOptions
 from brats3d.models import build_network
 from brats3d.training import distributed as dist
 from brats3d.training.data import _validation_ids, fold_assignment, steps_per_epoch
 from brats3d.training.trainer import Trainer
-from brats3d.transforms.slices import build_slice_train_transforms, channel_stats
+from brats3d.transforms.slices import SlicePostProcessing, build_slice_train_transforms, channel_stats
 
 CSV_COLUMNS = [
     "epoch",
@@ -129,15 +129,10 @@ class SliceTrainer(Trainer):
             [self.model], self.target, c.data.class_values, c.data.image_size, c.model.in_channels, self.device,
             c.train.amp, self.stats,
         )  # fmt: skip
-        load = models.load_transforms()
-        evaluation = SliceEvaluation(list(c.data.class_values))
-        patients = sorted({s.patient for s in self.val_ds})
-        if c.validation.max_cases:
-            patients = patients[: c.validation.max_cases]
-        for item in (s for s in self.val_ds if s.patient in set(patients)):
-            data = load(_item(item))
-            pred = models.classes(models.probabilities(data["image"]), c.validation.threshold)
-            evaluation.add(item, pred, np.asarray(data["label"][0]).astype(np.uint8))
+        patients = sorted({s.patient for s in self.val_ds})[: c.validation.max_cases or None]
+        chosen = [s for s in self.val_ds if s.patient in set(patients)]
+        options = SlicePredictOptions(SlicePostProcessing(threshold=c.validation.threshold))
+        evaluation = evaluate_with_models(models, chosen, options, with_hd95=False)
         rows = [r for part in dist.all_gather_objects(evaluation.patients()) for r in part]
         images = [r for part in dist.all_gather_objects(evaluation.images) for r in part]
         if not rows:
