@@ -99,14 +99,19 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: AnyConfig, label
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint as data (weights-only unpickling); anything else is a one-line BratsInputError."""
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", *, mmap: bool = False
+) -> dict[str, Any]:
+    """Read a checkpoint as data (weights-only unpickling); anything else is a one-line BratsInputError.
+
+    ``mmap`` maps the tensors instead of reading them: for callers that only look at the metadata.
+    """
     path = Path(path)
     if not path.is_file():
         raise BratsInputError(path, "checkpoint not found")
     try:
         with torch.serialization.safe_globals(_LEGACY_NUMPY):
-            payload = torch.load(path, map_location=map_location, weights_only=True)
+            payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         # PyTorch names a refused global differently across versions ("Unsupported global: GLOBAL x.y",
         # "unsupported GLOBAL x.y whose module ..."); the name follows the word GLOBAL in both. Without one, the
@@ -151,5 +156,5 @@ def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, AnyConfig
 
 
 def checkpoint_kind(path: str | Path) -> str:
-    """``slices2d`` for a 2D checkpoint, else ``scans3d`` (read as data, like any checkpoint)."""
-    return load_checkpoint(path).get("kind", "scans3d")
+    """``slices2d`` for a 2D checkpoint, else ``scans3d`` (read as data, like any checkpoint; weights left unread)."""
+    return load_checkpoint(path, mmap=True).get("kind", "scans3d")
