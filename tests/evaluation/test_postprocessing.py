@@ -1,0 +1,88 @@
+"""Choosing post-processing rules from out-of-fold probabilities (`brats3d postprocess`) on tiny synthetic cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from brats3d.data.io import load_case
+from brats3d.data.labels import ENHANCING, NON_ENHANCING
+from brats3d.data.layouts import discover
+from brats3d.evaluation import postprocessing
+from brats3d.evaluation.metrics import structure_mask
+from brats3d.evaluation.postprocessing import choose_postprocessing
+
+REGIONS = ("whole_tumour", "tumour_core", "enhancing_tumour")
+
+
+def _write_probabilities(folder: Path, case_id: str, truth: np.ndarray, inside=(0.9, 0.9, 0.9)) -> None:
+    """Out-of-fold probabilities as `brats3d evaluate --cv` keeps them: ``inside[r]`` on region r's true voxels."""
+    probs = np.stack([np.where(structure_mask(truth, r), p, 0.05) for r, p in zip(REGIONS, inside)])
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(folder / f"{case_id}.npz", probabilities=np.round(probs * 255).astype(np.uint8))
+
+
+@pytest.fixture
+def oof(make_dataset, tmp_path):
+    """Three synthetic cases and a probability folder to fill: ``(cases, folder, truths)``."""
+    cases = discover(make_dataset("msd", cases=3)).labelled()
+    truths = {c.case_id: load_case(c, ras=True).label for c in cases}
+    return cases, tmp_path / "probabilities", truths
+
+
+def test_a_threshold_the_evidence_supports_is_chosen(oof):
+    cases, folder, truths = oof
+    for case_id, truth in truths.items():  # the network is under-confident on the tumour core everywhere
+        _write_probabilities(folder, case_id, truth, inside=(0.9, 0.35, 0.9))
+    rules, evidence = choose_postprocessing(cases, folder, log=lambda _: None)
+    assert rules.thresholds == [0.5, 0.3, 0.5]
+    assert evidence["mean_dice_neutral"]["tumour_core"] < 0.01
+    assert evidence["mean_dice_chosen"]["tumour_core"] == pytest.approx(1.0)
+
+
+def test_perfect_predictions_keep_neutral_rules(oof, monkeypatch):
+    cases, folder, truths = oof
+    monkeypatch.setattr(postprocessing, "ENHANCING_PRIOR", 10**6)  # a prior that would empty every case
+    for case_id, truth in truths.items():
+        _write_probabilities(folder, case_id, truth)
+    rules, evidence = choose_postprocessing(cases, folder, log=lambda _: None)
+    assert (rules.thresholds, rules.min_component, rules.min_enhancing) == ([0.5, 0.5, 0.5], 0, 0)
+    assert evidence["mean_dice_chosen"] == evidence["mean_dice_neutral"]
+
+
+def test_without_a_case_free_of_enhancing_tumour_the_prior_is_kept_when_it_costs_nothing(oof, monkeypatch):
+    cases, folder, truths = oof
+    monkeypatch.setattr(postprocessing, "ENHANCING_PRIOR", 20)  # below every phantom's enhancing volume
+    for case_id, truth in truths.items():
+        _write_probabilities(folder, case_id, truth)
+    rules, evidence = choose_postprocessing(cases, folder, log=lambda _: None)
+    assert rules.min_enhancing == 20
+    assert evidence["cases_without_enhancing"] == 0
+
+
+def test_stray_enhancing_voxels_on_a_scan_without_enhancing_tumour_choose_the_rule_from_evidence(oof):
+    cases, folder, truths = oof
+    first = cases[0].case_id
+    truth = truths[first]
+    # The first case has no enhancing tumour (its enhancing voxels become non-enhancing core, on disk too: the
+    # Decathlon numbering is the canonical one), yet the network predicts a few dozen enhancing voxels there.
+    stray = np.argwhere(truth == ENHANCING)[:60]
+    truth_without = np.where(truth == ENHANCING, NON_ENHANCING, truth)
+    _write_probabilities(folder, first, truth_without)
+    with np.load(folder / f"{first}.npz") as data:
+        probs = data["probabilities"].copy()
+    probs[(2, *stray.T)] = 230
+    np.savez_compressed(folder / f"{first}.npz", probabilities=probs)
+    for case in cases[1:]:
+        _write_probabilities(folder, case.case_id, truths[case.case_id])
+    img = nib.load(cases[0].label)
+    on_disk = np.asarray(img.dataobj)
+    nib.save(nib.Nifti1Image(np.where(on_disk == ENHANCING, NON_ENHANCING, on_disk), img.affine), cases[0].label)
+
+    rules, evidence = choose_postprocessing(cases, folder, log=lambda _: None)
+    assert evidence["cases_without_enhancing"] == 1
+    assert 60 < rules.min_enhancing <= min(int((t == ENHANCING).sum()) for t in list(truths.values())[1:])
+    assert evidence["mean_dice_chosen"]["enhancing_tumour"] > evidence["mean_dice_neutral"]["enhancing_tumour"]
