@@ -16,6 +16,7 @@ Needs ../shared/data/brats18-sample (or --data). Run from benchmarks/:
     python bench_crossval.py --patches 1800 --json results/crossval_gpu.json
     python bench_crossval.py --minutes 6 --recipe ours --fold 2
     python bench_crossval.py --minutes 6 --report         # only print the tables from the JSON
+    python bench_crossval.py --minutes 10 --postprocess   # choose post-processing rules from ours' probabilities
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from brats3d.config import load_config
 from brats3d.data.labels import REGION_NAMES, REGION_SHORT
 from brats3d.data.layouts import discover
 from brats3d.evaluation.evaluate import score_files
+from brats3d.evaluation.postprocessing import choose_postprocessing
 from brats3d.files import atomic_path
 from brats3d.inference.predict import PredictOptions, Predictor
 from brats3d.training.data import fold_assignment, steps_per_epoch
@@ -151,6 +153,27 @@ def report(results: dict) -> None:
     print_table(per_case, list(per_case[0]) if per_case else ["recipe"])
 
 
+def postprocess(args, results: dict) -> None:
+    """`brats3d postprocess`'s search on ours' out-of-fold probabilities; rules and per-case evidence to JSON."""
+    budget = f"{args.patches}patches" if args.patches else f"{args.minutes:g}min"
+    probabilities = Path(args.out) / budget / "ours" / "probabilities"
+    ids = {c["case"] for key, unit in results["units"].items() if key.startswith("ours") for c in unit["cases"]}
+    cases = [c for c in discover(args.data).labelled() if c.case_id in ids]
+    rules, evidence = choose_postprocessing(cases, probabilities)
+    path = Path(args.json).with_name(Path(args.json).stem + "_postprocessing.json")
+    rules.save(path, evidence)
+    rows = [
+        {
+            "case": case,
+            "true ET ml": e["true ET ml"],
+            **{f"{k} {m}": v for k in ("neutral", "chosen") for m, v in e[k].items()},
+        }
+        for case, e in evidence["per_case"].items()
+    ]
+    print(f"\nchosen rules {rules} -> {path}")
+    print_table(rows, list(rows[0]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=6.0, help="training budget per recipe and fold")
@@ -164,11 +187,15 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/brats3d-crossval", help="run folders, predictions, probabilities")
     parser.add_argument("--json", default=str(RESULTS / "crossval.json"))
     parser.add_argument("--report", action="store_true", help="print the tables from the JSON and stop")
+    parser.add_argument("--postprocess", action="store_true", help="choose rules from ours' out-of-fold probabilities")
     args = parser.parse_args()
     path = Path(args.json)
     results = load_results(path, args)
     if args.report:
         report(results)
+        return
+    if args.postprocess:
+        postprocess(args, results)
         return
     if not Path(args.data).is_dir():
         raise SystemExit(f"{args.data} not found: this benchmark needs the real sample")

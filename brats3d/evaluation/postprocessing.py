@@ -48,11 +48,25 @@ class _Case:
         self.brain = brain[box]
         self.truth = loaded.label[box]
         self.has_enhancing = bool(np.any(structure_mask(self.truth, "enhancing_tumour")))
+        self.voxel_ml = float(abs(np.linalg.det(loaded.affine[:3, :3]))) / 1000.0
+
+    def labels(self, rules: PostProcessing) -> np.ndarray:
+        labels = get_target(REGIONS).labels(self.probs, rules.thresholds)
+        return rules.apply(np.where(self.brain, labels, 0).astype(np.uint8))
 
     def dice(self, rules: PostProcessing) -> dict[str, float]:
-        labels = get_target(REGIONS).labels(self.probs, rules.thresholds)
-        labels = rules.apply(np.where(self.brain, labels, 0).astype(np.uint8))
+        labels = self.labels(rules)
         return {n: Confusion.of(structure_mask(labels, n), structure_mask(self.truth, n)).dice for n in REGION_NAMES}
+
+    def summary(self, rules: PostProcessing) -> dict[str, float]:
+        """Dice per region and the enhancing volume (ml), the figures a reader checks a rule against."""
+        labels = self.labels(rules)
+        scores = {
+            REGION_SHORT[n]: round(Confusion.of(structure_mask(labels, n), structure_mask(self.truth, n)).dice, 4)
+            for n in REGION_NAMES
+        }
+        enhancing = int(np.count_nonzero(structure_mask(labels, "enhancing_tumour")))
+        return {**scores, "ET ml": round(enhancing * self.voxel_ml, 2)}
 
 
 def _mean_dice(cases: list[_Case], rules: PostProcessing) -> dict[str, float]:
@@ -96,6 +110,14 @@ def choose_postprocessing(cases: list[Case], probability_dir: str | Path, log=pr
         "mean_dice_chosen": best,
         "min_gain": MIN_GAIN,
         "cases_without_enhancing": sum(not c.has_enhancing for c in loaded),
+        "per_case": {
+            c.case_id: {
+                "true ET ml": round(int(np.count_nonzero(structure_mask(c.truth, "enhancing_tumour"))) * c.voxel_ml, 2),
+                "neutral": c.summary(PostProcessing()),
+                "chosen": c.summary(rules),
+            }
+            for c in loaded
+        },
     }
     return rules, evidence
 

@@ -86,3 +86,6 @@ def test_stray_enhancing_voxels_on_a_scan_without_enhancing_tumour_choose_the_ru
     assert evidence["cases_without_enhancing"] == 1
     assert 60 < rules.min_enhancing <= min(int((t == ENHANCING).sum()) for t in list(truths.values())[1:])
     assert evidence["mean_dice_chosen"]["enhancing_tumour"] > evidence["mean_dice_neutral"]["enhancing_tumour"]
+    assert evidence["per_case"][first]["true ET ml"] == 0
+    assert evidence["per_case"][first]["neutral"]["ET ml"] == pytest.approx(0.06)  # 60 voxels of 1 mm³
+    assert evidence["per_case"][first]["chosen"] == {"WT": 1.0, "TC": 1.0, "ET": 1.0, "ET ml": 0.0}
