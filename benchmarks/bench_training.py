@@ -15,6 +15,7 @@ import torch
 from _common import RESULTS, benchmark_cases, machine, print_table, write_json
 
 from brats3d.config import load_config
+from brats3d.models.device import amp_dtype, select_device
 from brats3d.training.trainer import train
 
 
@@ -55,7 +56,7 @@ def main() -> None:
     row = {
         "network": args.network,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "amp": args.amp if torch.cuda.is_available() else "off",
+        "amp": str(amp_dtype(select_device(), args.amp) or "off").removeprefix("torch."),
         "patches_per_step": args.batch,
         "s_per_step": args.batch / second["patches_per_s"],
         "patches_per_s": second["patches_per_s"],

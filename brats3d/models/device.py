@@ -1,16 +1,19 @@
 """Where and in which precision a network runs: device choice and mixed precision, shared by training and inference.
 
-Mixed precision: ``auto`` is bf16 (or fp16 with a gradient scaler) on CUDA and fp32 on CPUs. bf16 autocast on a
-CPU with native bf16 (AVX512-BF16 or AMX) is available as ``amp: bf16`` but is not the default: CPU autocast runs
-instance normalisation in bf16 too, and on the tiny test U-Net training went to NaN within three updates; with the
-normalisation layers forced to fp32 it still diverged after a few more, and the step was only 1.12x faster
-(0.45 s against 0.51 s for 2 patches of 160x160x16 on this 2-core machine), too little to risk the Dice for.
+Mixed precision: ``auto`` is bf16 (or fp16 with a gradient scaler where the GPU lacks bf16) on CUDA and fp32 on
+CPUs. ``bf16`` asks for bf16 wherever the hardware has it natively: on CUDA as ``auto``, and on x86 CPUs with
+AVX512-BF16 or AMX too (elsewhere a CPU emulates bf16, slower than fp32, so it stays fp32). It is not the CPU
+default because it is a per-recipe decision: CPU autocast also runs instance normalisation in bf16, and on the tiny
+test U-Net training went to NaN within a few updates, while the default 3D U-Net recipe was cross-validated in bf16
+(BENCHMARKS.md) and sets it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+from pathlib import Path
 
 import torch
 
@@ -36,17 +39,25 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True on x86 CPUs with AVX512-BF16 or AMX (Linux flags), where bf16 convolutions beat fp32 (1.3x measured)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:  # not Linux: unknown, so no
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
     """The autocast dtype for ``amp`` on ``device``, or None for full fp32."""
     if amp == "off":
         return None
     if device.type == "cuda":
-        if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
-            return torch.float16
+        return torch.bfloat16 if amp != "fp16" and torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and amp == "bf16" and cpu_has_native_bf16():
         return torch.bfloat16
-    if device.type == "cpu" and amp == "bf16":
-        return torch.bfloat16
-    return None  # CPU: fp32 unless bf16 is asked for (fp16 autocast on CPU is slow and unsupported for many ops)
+    return None  # CPU: fp32 (fp16 autocast on CPU is slow and unsupported for many ops)
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
