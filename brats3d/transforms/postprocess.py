@@ -30,7 +30,7 @@ class PostProcessing:
     """Rules applied to probabilities and labels; the defaults change nothing beyond a 0.5 threshold."""
 
     thresholds: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])  # WT, TC, ET (regions target)
-    min_component: int = 0  # voxels; tumour components (26-connected) below this are removed
+    min_component: int = 0  # voxels; tumour components (26-connected) below this are removed, except the largest
     min_enhancing: int = 0  # voxels; less predicted ET than this in a scan is relabelled as non-enhancing core
 
     def apply(self, labels: np.ndarray) -> np.ndarray:
@@ -68,6 +68,9 @@ class PostProcessing:
 def remove_small_components(labels: np.ndarray, min_voxels: int) -> np.ndarray:
     """Drop tumour components (26-connected, whole-tumour mask) smaller than ``min_voxels``, with all their labels.
 
+    The largest component always stays: a scan sent for tumour segmentation has a tumour, and a size threshold chosen
+    on cases with large tumours must not erase the whole prediction of a small one.
+
     Written with scipy rather than MONAI's ``RemoveSmallObjects`` because that one needs scikit-image, which would
     be a large dependency for one call.
     """
@@ -79,6 +82,7 @@ def remove_small_components(labels: np.ndarray, min_voxels: int) -> np.ndarray:
     sizes = np.bincount(components.ravel())
     small = sizes < min_voxels
     small[0] = False
+    small[1 + int(np.argmax(sizes[1:]))] = False
     out = labels.copy()
     out[small[components]] = 0
     return out

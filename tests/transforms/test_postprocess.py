@@ -15,6 +15,15 @@ def test_small_components_are_dropped_with_all_their_labels():
     np.testing.assert_array_equal(remove_small_components(labels, 0), labels)
 
 
+def test_the_largest_component_stays_whatever_the_minimum():
+    labels = np.zeros((20, 20, 20), np.uint8)
+    labels[2:5, 2:5, 2:5] = 1  # 27 voxels: the tumour of this scan, small
+    labels[15:17, 15:17, 15] = 3  # 4 voxels elsewhere
+    out = remove_small_components(labels, min_voxels=1000)
+    np.testing.assert_array_equal(out[:10, :10, :10], labels[:10, :10, :10])
+    assert not out[10:].any()
+
+
 def test_thresholds_other_than_one_half():
     probs = np.zeros((3, 1, 1, 3), np.float32)
     probs[0] = [0.6, 0.9, 0.97]  # WT
