@@ -74,6 +74,12 @@ def _mean_dice(cases: list[_Case], rules: PostProcessing) -> dict[str, float]:
     return {n: float(np.mean([s[n] for s in scores])) for n in REGION_NAMES}
 
 
+def score_rules(cases: list[Case], probability_dir: str | Path, rules: PostProcessing) -> dict[str, dict]:
+    """Dice per region and enhancing volume of each case under ``rules``: to score rules on cases they were not
+    chosen on (a nested estimate of what the rules are worth on unseen scans)."""
+    return {c.case_id: c.summary(rules) for c in (_Case(case, Path(probability_dir)) for case in cases)}
+
+
 def choose_postprocessing(cases: list[Case], probability_dir: str | Path, log=print) -> tuple[PostProcessing, dict]:
     """The rules that the out-of-fold predictions support, and the evidence (mean Dice before and after)."""
     loaded = [_Case(c, Path(probability_dir)) for c in cases]

@@ -13,7 +13,7 @@ from brats3d.data.labels import ENHANCING, NON_ENHANCING
 from brats3d.data.layouts import discover
 from brats3d.evaluation import postprocessing
 from brats3d.evaluation.metrics import structure_mask
-from brats3d.evaluation.postprocessing import choose_postprocessing
+from brats3d.evaluation.postprocessing import choose_postprocessing, score_rules
 
 REGIONS = ("whole_tumour", "tumour_core", "enhancing_tumour")
 
@@ -51,6 +51,9 @@ def test_perfect_predictions_keep_neutral_rules(oof, monkeypatch):
     rules, evidence = choose_postprocessing(cases, folder, log=lambda _: None)
     assert (rules.thresholds, rules.min_component, rules.min_enhancing) == ([0.5, 0.5, 0.5], 0, 0)
     assert evidence["mean_dice_chosen"] == evidence["mean_dice_neutral"]
+    scored = score_rules(cases[:1], folder, rules)  # rules scored on cases of one's choice (nested estimates)
+    assert list(scored) == [cases[0].case_id]
+    assert {k: scored[cases[0].case_id][k] for k in ("WT", "TC", "ET")} == {"WT": 1.0, "TC": 1.0, "ET": 1.0}
 
 
 def test_without_a_case_free_of_enhancing_tumour_the_prior_is_kept_when_it_costs_nothing(oof, monkeypatch):
