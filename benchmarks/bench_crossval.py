@@ -26,7 +26,6 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ from brats3d.config import load_config
 from brats3d.data.labels import REGION_NAMES, REGION_SHORT
 from brats3d.data.layouts import discover
 from brats3d.evaluation.evaluate import score_files
-from brats3d.evaluation.postprocessing import choose_postprocessing, score_rules
+from brats3d.evaluation.postprocessing import choose_postprocessing, format_scores, nested_estimate
 from brats3d.files import atomic_path
 from brats3d.inference.predict import PredictOptions, Predictor
 from brats3d.training.data import fold_assignment, steps_per_epoch
@@ -173,24 +172,9 @@ def postprocess(args, results: dict) -> None:
     ]
     print(f"\nchosen rules {rules} -> {path}")
     print_table(rows, list(rows[0]))
-    nested = nested_rules(cases, probabilities, results["assignment"])
+    nested = nested_estimate(cases, probabilities, results["assignment"])
     rules.save(path, {**evidence, "nested": nested})
-    print("\nrules chosen without each fold, scored on it (mean Dice over all cases):")
-    print_table([{k: v for k, v in nested.items() if k != "rules_per_fold"}], ["WT", "TC", "ET"])
-
-
-def nested_rules(cases, probabilities: Path, assignment: list[list[str]]) -> dict:
-    """The rules' worth on unseen cases: for each fold, the search runs on the other folds' cases only and its rules
-    score the fold's own cases (the plain search scores the very cases it chose on, which flatters it)."""
-    per_case, per_fold = {}, []
-    for held_out in assignment:
-        chosen, _ = choose_postprocessing(
-            [c for c in cases if c.case_id not in held_out], probabilities, log=lambda _: None
-        )
-        per_fold.append(asdict(chosen))
-        per_case.update(score_rules([c for c in cases if c.case_id in held_out], probabilities, chosen))
-    means = {r: round(float(np.mean([s[r] for s in per_case.values()])), 4) for r in ("WT", "TC", "ET")}
-    return {**means, "rules_per_fold": per_fold, "per_case": per_case}
+    print(f"\nrules chosen without each fold, scored on it (nested): {format_scores(nested['mean_dice'])}")
 
 
 def main() -> None:

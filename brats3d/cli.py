@@ -308,13 +308,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_postprocess(args: argparse.Namespace) -> int:
     from brats3d.data.layouts import discover
     from brats3d.evaluation.crossval import PROBABILITIES, fold_runs
-    from brats3d.evaluation.postprocessing import choose_postprocessing
+    from brats3d.evaluation.postprocessing import choose_postprocessing, format_scores, nested_estimate
     from brats3d.transforms.postprocess import RULES_FILE
 
-    ids = {i for _, fold_ids in fold_runs(args.run) for i in fold_ids}
+    folds = [fold_ids for _, fold_ids in fold_runs(args.run)]
+    ids = {i for fold_ids in folds for i in fold_ids}
     cases = [c for c in discover(args.data).labelled() if c.case_id in ids]
-    oof = Path(args.oof or Path(args.run) / "out_of_fold")
-    rules, evidence = choose_postprocessing(cases, oof / PROBABILITIES)
+    probabilities = Path(args.oof or Path(args.run) / "out_of_fold") / PROBABILITIES
+    rules, evidence = choose_postprocessing(cases, probabilities)
+    if len(folds) > 1:
+        evidence["nested"] = nested_estimate(cases, probabilities, folds)
+        print(
+            "on unseen cases (rules chosen without each fold, scored on it): "
+            f"{format_scores(evidence['nested']['mean_dice'])}; without rules "
+            f"{format_scores(evidence['mean_dice_neutral'])}"
+        )
     path = rules.save(Path(args.run) / RULES_FILE, evidence)
     print(
         f"chosen: thresholds {rules.thresholds}, min component {rules.min_component} voxels, "

@@ -92,3 +92,29 @@ def test_stray_enhancing_voxels_on_a_scan_without_enhancing_tumour_choose_the_ru
     assert evidence["per_case"][first]["true ET ml"] == 0
     assert evidence["per_case"][first]["neutral"]["ET ml"] == pytest.approx(0.06)  # 60 voxels of 1 mm³
     assert evidence["per_case"][first]["chosen"] == {"WT": 1.0, "TC": 1.0, "ET": 1.0, "ET ml": 0.0}
+
+
+def test_postprocess_command_on_a_cross_validation_run(make_dataset, tmp_path, capsys):
+    """train --folds, evaluate --cv, postprocess: the rules land in the run with an estimate on unseen folds."""
+    import json
+
+    from brats3d.cli import main
+
+    data, run = make_dataset("msd", cases=4, shape=(40, 40, 24)), tmp_path / "cv"
+    tiny = ["data.patch_size=[32,32,16]", "train.epochs=1", "train.steps_per_epoch=1", "train.batch_size=1",
+            "data.patches_per_case=1", "model.kwargs={channels: [4, 8, 16, 32, 64]}"]  # fmt: skip
+    assert (
+        main(
+            ["train", "--data", str(data), "--out", str(run), "--folds", "2", *[a for s in tiny for a in ("--set", s)]]
+        )
+        == 0
+    )
+    assert main(["evaluate", "--cv", str(run), "--data", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["postprocess", str(run), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "on unseen cases (rules chosen without each fold, scored on it): WT" in out
+    saved = json.loads((run / "postprocessing.json").read_text())
+    nested = saved["evidence"]["nested"]
+    assert len(nested["rules_per_fold"]) == 2 and sorted(nested["per_case"]) == sorted(saved["evidence"]["cases"])
+    assert set(nested["mean_dice"]) == {"whole_tumour", "tumour_core", "enhancing_tumour"}
