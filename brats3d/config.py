@@ -76,7 +76,8 @@ class TrainConfig:
     weight_decay: float = 1e-5
     scheduler: str = "cosine"  # cosine | none
     warmup_epochs: int = 0
-    # auto: bf16 on CUDA where supported (else fp16), fp32 on CPUs | bf16 (also on CPU) | fp16 | off
+    # auto: bf16 on CUDA where supported (else fp16), fp32 on CPUs | bf16: also on CPUs with native bf16 (AVX512-BF16,
+    # AMX), fp32 on other CPUs | fp16 | off
     amp: str = "auto"
     grad_clip: float | None = 12.0
     patience: int | None = None  # stop after this many validations without improvement
