@@ -36,7 +36,7 @@ from brats3d.config import load_config
 from brats3d.data.labels import REGION_NAMES, REGION_SHORT
 from brats3d.data.layouts import discover
 from brats3d.evaluation.evaluate import score_files
-from brats3d.evaluation.postprocessing import choose_postprocessing, format_scores, nested_estimate
+from brats3d.evaluation.postprocessing import choose_postprocessing, format_scores
 from brats3d.files import atomic_path
 from brats3d.inference.predict import PredictOptions, Predictor
 from brats3d.training.data import fold_assignment, steps_per_epoch
@@ -159,7 +159,7 @@ def postprocess(args, results: dict) -> None:
     probabilities = Path(args.out) / budget / "ours" / "probabilities"
     ids = {c["case"] for key, unit in results["units"].items() if key.startswith("ours") for c in unit["cases"]}
     cases = [c for c in discover(args.data).labelled() if c.case_id in ids]
-    rules, evidence = choose_postprocessing(cases, probabilities)
+    rules, evidence = choose_postprocessing(cases, probabilities, folds=results["assignment"])
     path = Path(args.json).with_name(Path(args.json).stem + "_postprocessing.json")
     rules.save(path, evidence)
     rows = [
@@ -172,9 +172,7 @@ def postprocess(args, results: dict) -> None:
     ]
     print(f"\nchosen rules {rules} -> {path}")
     print_table(rows, list(rows[0]))
-    nested = nested_estimate(cases, probabilities, results["assignment"])
-    rules.save(path, {**evidence, "nested": nested})
-    print(f"\nrules chosen without each fold, scored on it (nested): {format_scores(nested['mean_dice'])}")
+    print(f"\nrules chosen without each fold, scored on it (nested): {format_scores(evidence['nested']['mean_dice'])}")
 
 
 def main() -> None:

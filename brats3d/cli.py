@@ -308,16 +308,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_postprocess(args: argparse.Namespace) -> int:
     from brats3d.data.layouts import discover
     from brats3d.evaluation.crossval import PROBABILITIES, fold_runs
-    from brats3d.evaluation.postprocessing import choose_postprocessing, format_scores, nested_estimate
+    from brats3d.evaluation.postprocessing import choose_postprocessing, format_scores
     from brats3d.transforms.postprocess import RULES_FILE
 
     folds = [fold_ids for _, fold_ids in fold_runs(args.run)]
     ids = {i for fold_ids in folds for i in fold_ids}
     cases = [c for c in discover(args.data).labelled() if c.case_id in ids]
     probabilities = Path(args.oof or Path(args.run) / "out_of_fold") / PROBABILITIES
-    rules, evidence = choose_postprocessing(cases, probabilities)
-    if len(folds) > 1:
-        evidence["nested"] = nested_estimate(cases, probabilities, folds)
+    rules, evidence = choose_postprocessing(cases, probabilities, folds=folds if len(folds) > 1 else None)
+    if "nested" in evidence:
         print(
             "on unseen cases (rules chosen without each fold, scored on it): "
             f"{format_scores(evidence['nested']['mean_dice'])}; without rules "

@@ -47,24 +47,25 @@ class _Case:
         self.probs = probs[(slice(None), *box)]
         self.brain = brain[box]
         self.truth = loaded.label[box]
-        self.has_enhancing = bool(np.any(structure_mask(self.truth, "enhancing_tumour")))
         self.voxel_ml = float(abs(np.linalg.det(loaded.affine[:3, :3]))) / 1000.0
+        self.true_enhancing_ml = int(np.count_nonzero(structure_mask(self.truth, "enhancing_tumour"))) * self.voxel_ml
+
+    @property
+    def has_enhancing(self) -> bool:
+        return self.true_enhancing_ml > 0
 
     def labels(self, rules: PostProcessing) -> np.ndarray:
         labels = get_target(REGIONS).labels(self.probs, rules.thresholds)
         return rules.apply(np.where(self.brain, labels, 0).astype(np.uint8))
 
-    def dice(self, rules: PostProcessing) -> dict[str, float]:
-        labels = self.labels(rules)
+    def dice(self, rules: PostProcessing, labels: np.ndarray | None = None) -> dict[str, float]:
+        labels = self.labels(rules) if labels is None else labels
         return {n: Confusion.of(structure_mask(labels, n), structure_mask(self.truth, n)).dice for n in REGION_NAMES}
 
     def summary(self, rules: PostProcessing) -> dict[str, float]:
         """Dice per region and the enhancing volume (ml), the figures a reader checks a rule against."""
         labels = self.labels(rules)
-        scores = {
-            REGION_SHORT[n]: round(Confusion.of(structure_mask(labels, n), structure_mask(self.truth, n)).dice, 4)
-            for n in REGION_NAMES
-        }
+        scores = {REGION_SHORT[n]: round(d, 4) for n, d in self.dice(rules, labels).items()}
         enhancing = int(np.count_nonzero(structure_mask(labels, "enhancing_tumour")))
         return {**scores, "ET ml": round(enhancing * self.voxel_ml, 2)}
 
@@ -75,26 +76,36 @@ def _mean_dice(cases: list[_Case], rules: PostProcessing) -> dict[str, float]:
 
 
 def score_rules(cases: list[Case], probability_dir: str | Path, rules: PostProcessing) -> dict[str, dict]:
-    """Dice per region and enhancing volume of each case under ``rules``: to score rules on cases they were not
-    chosen on (a nested estimate of what the rules are worth on unseen scans)."""
+    """Dice per region and enhancing volume of each case under ``rules`` (rules scored on cases of one's choice)."""
     return {c.case_id: c.summary(rules) for c in (_Case(case, Path(probability_dir)) for case in cases)}
 
 
-def nested_estimate(cases: list[Case], probability_dir: str | Path, folds: list[list[str]]) -> dict:
-    """What the search's rules are worth on unseen scans: for each fold, rules chosen on the other folds' cases only,
-    scored on the fold's own cases. The plain search scores the very cases it chose on, which flatters it."""
+def choose_postprocessing(
+    cases: list[Case], probability_dir: str | Path, log=print, folds: list[list[str]] | None = None
+) -> tuple[PostProcessing, dict]:
+    """The rules that the out-of-fold predictions support, and the evidence (mean Dice before and after; with
+    ``folds``, also the nested estimate of what the rules are worth on unseen cases). Each case is read once."""
+    loaded = [_Case(c, Path(probability_dir)) for c in cases]
+    rules, evidence = _search(loaded, log)
+    if folds:
+        evidence["nested"] = _nested_estimate(loaded, folds)
+    return rules, evidence
+
+
+def _nested_estimate(loaded: list[_Case], folds: list[list[str]]) -> dict:
+    """For each fold, rules chosen on the other folds' cases only, scored on the fold's own cases: what the search's
+    rules are worth on unseen scans (the plain search scores the very cases it chose on, which flatters it)."""
     per_case, per_fold = {}, []
     for held_out in folds:
-        chosen, _ = choose_postprocessing([c for c in cases if c.case_id not in held_out], probability_dir, lambda _: 0)
+        chosen, _ = _search([c for c in loaded if c.case_id not in held_out], lambda _: None)
         per_fold.append(asdict(chosen))
-        per_case.update(score_rules([c for c in cases if c.case_id in held_out], probability_dir, chosen))
+        per_case.update({c.case_id: c.summary(chosen) for c in loaded if c.case_id in held_out})
     means = {n: round(float(np.mean([s[REGION_SHORT[n]] for s in per_case.values()])), 4) for n in REGION_NAMES}
     return {"mean_dice": means, "rules_per_fold": per_fold, "per_case": per_case}
 
 
-def choose_postprocessing(cases: list[Case], probability_dir: str | Path, log=print) -> tuple[PostProcessing, dict]:
-    """The rules that the out-of-fold predictions support, and the evidence (mean Dice before and after)."""
-    loaded = [_Case(c, Path(probability_dir)) for c in cases]
+def _search(loaded: list[_Case], log) -> tuple[PostProcessing, dict]:
+    """The search itself, on cases already read."""
     rules = PostProcessing()
     before = best = _mean_dice(loaded, rules)
     log("neutral rules: " + format_scores(before))
@@ -130,7 +141,7 @@ def choose_postprocessing(cases: list[Case], probability_dir: str | Path, log=pr
         "cases_without_enhancing": sum(not c.has_enhancing for c in loaded),
         "per_case": {
             c.case_id: {
-                "true ET ml": round(int(np.count_nonzero(structure_mask(c.truth, "enhancing_tumour"))) * c.voxel_ml, 2),
+                "true ET ml": round(c.true_enhancing_ml, 2),
                 "neutral": c.summary(PostProcessing()),
                 "chosen": c.summary(rules),
             }
