@@ -512,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "postprocess",
         help="choose post-processing rules (thresholds, small components, small enhancing volume) from a "
-        "cross-validation run's out-of-fold predictions and save them in the run for predict",
+        "cross-validation run's out-of-fold predictions and save them in the run for predict; also prints what "
+        "they are worth on unseen cases (rules chosen without each fold, scored on it)",
     )
     p.add_argument("run", help="cross-validation run folder (brats3d train --folds K --out RUN)")
     p.add_argument("--data", required=True, help="the labelled dataset the folds were made from")
