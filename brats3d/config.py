@@ -51,6 +51,8 @@ class DataConfig:
     num_workers: int | None = None  # loader processes; None: from the cores (GPU: all but 2, up to 12; CPU: 0 on <= 4)
     augment: bool = True  # flips, small in-plane rotation/scaling, gamma, intensity scale/shift, noise, blur
     noise_std: float = 0.1  # standard deviation of the Gaussian-noise augmentation (0: none)
+    low_resolution_prob: float = 0.0  # chance a patch is resampled at 0.5-1x resolution and back (nnU-Net's)
+    contrast_prob: float = 0.0  # chance a patch's contrast is scaled by 0.75-1.25 about its mean (nnU-Net's)
 
 
 @dataclass
@@ -141,6 +143,8 @@ class RunConfig(_Saved):
             "reader": d.reader,
             "augment": d.augment,
             "noise_std": d.noise_std,
+            "low_resolution_prob": d.low_resolution_prob,
+            "contrast_prob": d.contrast_prob,
         }
         return {**arguments, **changes}
 

@@ -22,7 +22,9 @@ from monai.transforms import (
     RandGaussianNoised,
     RandGaussianSmoothd,
     RandScaleIntensityd,
+    RandScaleIntensityFixedMeand,
     RandShiftIntensityd,
+    RandSimulateLowResolutiond,
     SpatialPadd,
 )
 
@@ -55,13 +57,17 @@ def _load_and_crop(reader: str, per_slice_norm: bool, with_label: bool = True, k
     ]
 
 
-def augmentation(keys: Sequence[str], noise_std: float = 0.1) -> list:
+def augmentation(
+    keys: Sequence[str], noise_std: float = 0.1, low_resolution_prob: float = 0.0, contrast_prob: float = 0.0
+) -> list:
     """Random spatial and intensity changes of a patch, as nnU-Net and the BraTS winners use them, at modest rates
     because a CPU budget sees only a few thousand steps.
 
     Spatial: flips on every axis; with probability 0.2 a rotation of up to 15° in the axial plane and a scaling of
     ±10 % in-plane (patches are thin, 16 slices, so nothing rotates out of the axial plane). Intensity, per patch:
-    gamma (contrast) 0.7-1.5, scale and shift of ±0.1 standard deviations, Gaussian noise, a slight blur.
+    gamma (contrast) 0.7-1.5, scale and shift of ±0.1 standard deviations, Gaussian noise, a slight blur. Optional,
+    as nnU-Net has them: contrast scaled about the patch mean, and a patch resampled at lower resolution and back
+    (scans from older scanners, thicker slices).
     """
     image_key = keys[0]
     return [
@@ -79,6 +85,12 @@ def augmentation(keys: Sequence[str], noise_std: float = 0.1) -> list:
         RandShiftIntensityd(keys=image_key, offsets=0.1, prob=1.0),
         *([RandGaussianNoised(keys=image_key, prob=0.15, std=noise_std)] if noise_std > 0 else []),
         RandGaussianSmoothd(keys=image_key, prob=0.1, sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0), sigma_z=(0.5, 1.0)),
+        *([RandScaleIntensityFixedMeand(keys=image_key, factors=0.25, prob=contrast_prob)] if contrast_prob else []),
+        *(
+            [RandSimulateLowResolutiond(keys=image_key, prob=low_resolution_prob, zoom_range=(0.5, 1.0))]
+            if low_resolution_prob
+            else []
+        ),
     ]
 
 
@@ -93,6 +105,8 @@ def build_train_transforms(
     reader: str = "nibabel",
     augment: bool = True,
     noise_std: float = 0.1,
+    low_resolution_prob: float = 0.0,
+    contrast_prob: float = 0.0,
 ) -> Compose:
     """Cached part (load, crop, normalise, pad, patch index) then random part (patches, augmentation, target)."""
     keys = ["image", "label"]
@@ -103,7 +117,7 @@ def build_train_transforms(
         RandTumourPatchd(keys, patch_size, num_samples=samples_per_case, unbiased_fraction=unbiased_fraction),
     ]
     if augment:
-        chain += augmentation(keys, noise_std)
+        chain += augmentation(keys, noise_std, low_resolution_prob, contrast_prob)
     chain += [LabelToTargetd(target), EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False)]
     return Compose(chain)
 

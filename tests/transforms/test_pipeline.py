@@ -65,3 +65,17 @@ def test_per_slice_normalisation_standardises_each_axial_slice():
         brain = out[0, :, :, z][image[0, :, :, z] != 0]
         assert abs(brain.mean()) < 1e-4 and abs(brain.std() - 1) < 1e-3
     assert np.all(out[0, :, :, 2] == 0) and np.all(out[0, :2] == 0)
+
+
+def test_optional_contrast_and_low_resolution_augmentations_change_the_image_only(case_dict):
+    def patches(probability: float):
+        chain = build_train_transforms(
+            patch_size=(32, 32, 16), samples_per_case=2, low_resolution_prob=probability, contrast_prob=probability
+        )
+        chain.set_random_state(3)
+        return chain(case_dict)
+
+    for plain, augmented in zip(patches(0.0), patches(1.0)):
+        assert augmented["image"].shape == plain["image"].shape == (4, 32, 32, 16)
+        assert torch.equal(augmented["label"], plain["label"])
+        assert not torch.allclose(augmented["image"], plain["image"])
