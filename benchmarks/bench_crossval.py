@@ -17,6 +17,7 @@ Needs ../shared/data/brats18-sample (or --data). Run from benchmarks/:
     python bench_crossval.py --minutes 6 --recipe ours --fold 2
     python bench_crossval.py --minutes 6 --report         # only print the tables from the JSON
     python bench_crossval.py --minutes 10 --postprocess   # choose post-processing rules from ours' probabilities
+    python bench_crossval.py --minutes 10 --postprocess --tta on   # the same after predicting again with flip TTA
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from _recipes import train_recipe
 from brats3d.config import load_config
 from brats3d.data.labels import REGION_NAMES, REGION_SHORT
 from brats3d.data.layouts import discover
+from brats3d.evaluation.crossval import save_probabilities
 from brats3d.evaluation.evaluate import score_files
 from brats3d.evaluation.postprocessing import choose_postprocessing, format_scores
 from brats3d.files import atomic_path
@@ -76,16 +78,15 @@ def train_unit(recipe: str, fold: int, args, cases, out: Path) -> tuple[Path, di
     return run / "best.pt", facts
 
 
-def score_unit(checkpoint: Path, val_cases, out: Path) -> list[dict]:
-    """Predict each held-out case, keep its probabilities, and score it as `brats3d evaluate` does."""
-    predictor = Predictor(checkpoint, PredictOptions(pictures=False, save_probabilities=True))
+def score_unit(checkpoint: Path, val_cases, out: Path, args) -> list[dict]:
+    """Predict each held-out case as `brats3d evaluate` does (the recipe's flip TTA and rules), keep its
+    probabilities, and score it."""
+    predictor = Predictor(checkpoint, predict_options(args))
     rows = []
     for case in val_cases:
         prediction = predictor.predict(case)
         seg = predictor.write(prediction, out / "predictions")[0]
-        probs = np.round(prediction.probabilities_ras.float().numpy() * 255).astype(np.uint8)
-        with atomic_path(out / "probabilities" / f"{case.case_id}.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, probabilities=probs)
+        save_probabilities(prediction, out / "probabilities")
         scores = score_files(seg, case).scores
         rows.append({"case": case.case_id, "scores": scores})
         print(f"  {case.case_id}: " + " ".join(f"{REGION_SHORT[n]} {scores[n]['dice']:.3f}" for n in REGION_NAMES))
@@ -153,14 +154,44 @@ def report(results: dict) -> None:
     print_table(per_case, list(per_case[0]) if per_case else ["recipe"])
 
 
+def run_folder(args, recipe: str) -> Path:
+    budget = f"{args.patches}patches" if args.patches else f"{args.minutes:g}min"
+    return Path(args.out) / budget / recipe
+
+
+def tta_suffix(args) -> str:
+    """'' for out-of-fold probabilities predicted as the trained recipe says, else '_tta_on' / '_tta_off'."""
+    return "" if args.tta == "recipe" else f"_tta_{args.tta}"
+
+
+def predict_options(args) -> PredictOptions:
+    return PredictOptions(
+        pictures=False, save_probabilities=True, tta={"recipe": None, "on": True, "off": False}[args.tta]
+    )
+
+
+def repredict(args, results: dict) -> None:
+    """Ours' held-out cases predicted again by their fold's final weights with other inference options (--tta), into
+    probabilities<suffix>/, skipping cases already there: inference variants compared without training again."""
+    folder = run_folder(args, "ours")
+    cases = {c.case_id: c for c in discover(args.data).labelled()}
+    out = folder / f"probabilities{tta_suffix(args)}"
+    for fold, ids in enumerate(results["assignment"]):
+        todo = [i for i in ids if not (out / f"{i}.npz").is_file()]
+        if todo and f"ours/fold_{fold}" in results["units"]:
+            predictor = Predictor(folder / f"fold_{fold}" / "last.pt", predict_options(args))
+            for case_id in todo:
+                save_probabilities(predictor.predict(cases[case_id]), out)
+                print(f"  fold {fold}: {case_id} -> {out}")
+
+
 def postprocess(args, results: dict) -> None:
     """`brats3d postprocess`'s search on ours' out-of-fold probabilities; rules and per-case evidence to JSON."""
-    budget = f"{args.patches}patches" if args.patches else f"{args.minutes:g}min"
-    probabilities = Path(args.out) / budget / "ours" / "probabilities"
+    probabilities = run_folder(args, "ours") / f"probabilities{tta_suffix(args)}"
     ids = {c["case"] for key, unit in results["units"].items() if key.startswith("ours") for c in unit["cases"]}
     cases = [c for c in discover(args.data).labelled() if c.case_id in ids]
     rules, evidence = choose_postprocessing(cases, probabilities, folds=results["assignment"])
-    path = Path(args.json).with_name(Path(args.json).stem + "_postprocessing.json")
+    path = Path(args.json).with_name(f"{Path(args.json).stem}_postprocessing{tta_suffix(args)}.json")
     rules.save(path, evidence)
     rows = [
         {
@@ -189,6 +220,13 @@ def main() -> None:
     parser.add_argument("--json", default=str(RESULTS / "crossval.json"))
     parser.add_argument("--report", action="store_true", help="print the tables from the JSON and stop")
     parser.add_argument("--postprocess", action="store_true", help="choose rules from ours' out-of-fold probabilities")
+    parser.add_argument(
+        "--tta",
+        choices=("recipe", "on", "off"),
+        default="recipe",
+        help="flip TTA when predicting held-out cases (default: as the recipe says); with --postprocess, predict "
+        "the held-out cases again this way first (into probabilities_tta_on|off) unless --tta recipe",
+    )
     args = parser.parse_args()
     path = Path(args.json)
     results = load_results(path, args)
@@ -196,6 +234,8 @@ def main() -> None:
         report(results)
         return
     if args.postprocess:
+        if args.tta != "recipe":
+            repredict(args, results)
         postprocess(args, results)
         return
     if not Path(args.data).is_dir():
@@ -210,12 +250,11 @@ def main() -> None:
             key = f"{recipe}/fold_{fold}"
             if key in results["units"]:
                 continue
-            budget = f"{args.patches}patches" if args.patches else f"{args.minutes:g}min"
-            out = Path(args.out) / budget / recipe
-            print(f"== {key}: training {budget}")
+            out = run_folder(args, recipe)
+            print(f"== {key}: training {out.parent.name}")
             checkpoint, facts = train_unit(recipe, fold, args, cases, out.parent)
             val_cases = [c for c in cases if c.case_id in assignment[fold]]
-            results["units"][key] = {**facts, "cases": score_unit(checkpoint, val_cases, out)}
+            results["units"][key] = {**facts, "cases": score_unit(checkpoint, val_cases, out, args)}
             save_results(path, results)
     report(results)
 

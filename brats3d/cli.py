@@ -40,7 +40,11 @@ def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
     """The sliding-window options of ``predict``, shared by ``evaluate --checkpoint`` so both predict alike."""
     p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
     p.add_argument("--sw-batch-size", type=int, default=4, help="windows per forward pass (default 4)")
-    p.add_argument("--tta", action="store_true", help="average over the 8 axis flips (slower, slightly better)")
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        help="average over the 8 axis flips, 8x the compute (default: the recipe's choice; unet3d: on)",
+    )
     p.add_argument(
         "--threshold", type=float, help="probability threshold for every region (default: the run's rules, else 0.5)"
     )

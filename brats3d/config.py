@@ -100,6 +100,13 @@ class ValidationConfig:
     max_cases: int | None = None
 
 
+@dataclass
+class InferenceConfig:
+    # Average each window's logits over the 8 axis flips in `brats3d predict` and `evaluate` (unless --tta/--no-tta
+    # says otherwise): 8x the inference compute; not used by validation during training.
+    tta: bool = False
+
+
 class _Saved:
     """What every run config does the same way: a plain dict, its YAML file, and whether it holds cases out."""
 
@@ -124,6 +131,7 @@ class RunConfig(_Saved):
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
     # The rules `brats3d predict` applies to this recipe's models unless the run has its own postprocessing.json
     # (from `brats3d postprocess`) or the command line says otherwise; the packaged recipes carry the rules their
     # cross-validation chose.

@@ -30,7 +30,7 @@ from brats3d.transforms.postprocess import RULES_FILE, PostProcessing, restrict_
 class PredictOptions:
     overlap: float = 0.5
     sw_batch_size: int = 4
-    tta: bool = False
+    tta: bool | None = None  # average over the 8 axis flips; None: the recipe's choice (its config's inference.tta)
     # None: the run's post-processing rules (postprocessing.json beside the checkpoint or in its parent folder),
     # else those of the checkpoint's recipe (its config's postprocessing section); a value given here overrides.
     threshold: float | None = None
@@ -112,7 +112,15 @@ def ensemble_probabilities(
     total = None
     for model in models:
         probs = sliding_window_predict(
-            model, image, patch_size, target, options.overlap, options.sw_batch_size, device, options.amp, options.tta
+            model,
+            image,
+            patch_size,
+            target,
+            options.overlap,
+            options.sw_batch_size,
+            device,
+            options.amp,
+            bool(options.tta),
         )
         total = probs if total is None else total + probs
     return total / len(models)
@@ -172,11 +180,14 @@ class Predictor:
     """Loaded checkpoint(s) plus the inference settings; ``predict`` runs one case through the validation chain."""
 
     def __init__(self, checkpoint: str | Path | Sequence[str | Path], options: PredictOptions | None = None) -> None:
-        self.options = options or PredictOptions()
+        options = options or PredictOptions()
         checkpoints = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
-        self.device = select_device(self.options.device)
+        self.device = select_device(options.device)
         self.models, payload = load_ensemble(checkpoints, self.device)
         self.config = config_from_dict(payload["config"])
+        if options.tta is None:
+            options = replace(options, tta=self.config.inference.tta)
+        self.options = options
         self.target = get_target(payload["target"])
         self.patch_size = payload["patch_size"]
         self.rules = self._rules(checkpoints[0])

@@ -99,7 +99,7 @@ def budget_share(config: RunConfig, seconds: float) -> float:
 def validation_labels(model: nn.Module, item: dict, config: RunConfig, device: torch.device) -> np.ndarray:
     """Canonical labels for one whole validation scan (cropped grid), by the code ``brats3d predict`` runs."""
     v = config.validation
-    options = PredictOptions(overlap=v.overlap, sw_batch_size=v.sw_batch_size, amp=config.train.amp)
+    options = PredictOptions(overlap=v.overlap, sw_batch_size=v.sw_batch_size, tta=False, amp=config.train.amp)
     target = get_target(config.model.target)
     _, labels = segment_cropped([model], item["image"], target, config.data.patch_size, options, device, v.threshold)
     return labels

@@ -86,3 +86,32 @@ def test_a_recipe_with_rules_out_of_range_is_refused_by_name():
 
     with pytest.raises(BratsInputError, match=r"postprocessing: thresholds must be three numbers between 0 and 1"):
         load_config(None, ["postprocessing.thresholds=[0.5, 1.5, 0.5]"])
+
+
+def test_the_recipe_chooses_flip_averaging_and_the_command_line_overrides_it(checkpoint, make_dataset, tmp_path):
+    import torch
+
+    from brats3d.cli import _predict_options, build_parser
+    from brats3d.data.layouts import discover
+    from brats3d.models.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(checkpoint)
+    payload["config"]["inference"] = {"tta": True}
+    (tmp_path / "run").mkdir()
+    torch.save(payload, tmp_path / "run" / "best.pt")
+    case = discover(make_dataset("msd", cases=1)).cases[0]
+
+    def probabilities(path, **options):
+        predictor = Predictor(path, PredictOptions(pictures=False, save_probabilities=True, overlap=0.25, **options))
+        return predictor.options.tta, predictor.predict(case).probabilities_ras
+
+    recipe_tta, by_recipe = probabilities(tmp_path / "run" / "best.pt")
+    _, flipped = probabilities(checkpoint, tta=True)
+    no_tta, plain = probabilities(tmp_path / "run" / "best.pt", tta=False)
+    assert recipe_tta and not no_tta
+    assert torch.equal(by_recipe, flipped) and not torch.equal(by_recipe, plain)
+    assert probabilities(checkpoint)[0] is False  # a recipe without the setting predicts without flips
+
+    parse = build_parser().parse_args
+    assert _predict_options(parse(["predict", "x.nii.gz", "--checkpoint", "c.pt"])).tta is None
+    assert _predict_options(parse(["predict", "x.nii.gz", "--checkpoint", "c.pt", "--no-tta"])).tta is False
