@@ -96,6 +96,11 @@ def evaluate_out_of_fold(
     evaluation = Evaluation(keep_going=keep_going)
     for folder, ids in runs:
         predictor = Predictor(folder / "last.pt", options)
+        settings = predictor.settings()
+        if evaluation.inference is None:
+            evaluation.inference = settings
+        else:  # one fold model per case; the rest (rules, TTA) is the run's and the same for every fold
+            evaluation.inference["checkpoints"] += settings["checkpoints"]
         for case_id in ids:
             case = by_id[case_id]
             evaluation.attempt(lambda c=case, p=predictor: _predict_keep_and_score(p, c, out_dir, with_hd95))

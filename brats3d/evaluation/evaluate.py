@@ -41,6 +41,7 @@ class Evaluation:
     patch_scores: dict[str, dict[str, float]] | None = None  # structure -> metric -> mean over sampled patches
     failures: list[str] = field(default_factory=list)  # one line per case that could not be scored
     keep_going: bool = False  # the CLI's choice over a folder: a bad case is listed, the others are still scored
+    inference: dict | None = None  # how the predictions were made, when this evaluation made them (Predictor.settings)
 
     def attempt(self, score: Callable[[], CaseScores]) -> None:
         """Score one case; with ``keep_going`` its bad input is recorded in ``failures``, else it is raised."""
@@ -153,7 +154,7 @@ def evaluate_checkpoint(
         if not refs:
             raise BratsInputError(data_dir, f"none of the cases {case_ids} is in the dataset")
     pred_dir = Path(out_dir) / "predictions"
-    evaluation = Evaluation(keep_going=keep_going)
+    evaluation = Evaluation(keep_going=keep_going, inference=predictor.settings())
     for case in refs:
         evaluation.attempt(lambda case=case: predict_and_score(predictor, case, pred_dir, with_hd95))
     if patches_per_case > 0:
@@ -213,6 +214,8 @@ def write_tables(evaluation: Evaluation, out_dir: str | Path) -> tuple[Path, Pat
         },
         "whole_scan": evaluation.summary(),
     }
+    if evaluation.inference is not None:
+        payload["inference"] = evaluation.inference
     if evaluation.patch_scores is not None:
         payload["patches"] = evaluation.patch_scores
     with atomic_path(json_path) as tmp:

@@ -125,6 +125,7 @@ def write_report(evaluation: Evaluation, out_dir: str | Path, pred_convention: s
     md = [
         f"# Evaluation report ({len(evaluation.cases)} cases)",
         "",
+        *([_inference_line(evaluation.inference), ""] if evaluation.inference else []),
         "## Summary",
         "",
         _md_table(rows),
@@ -284,4 +285,17 @@ def markdown_html(md_lines: list[str]) -> str:
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>brats3d evaluation</title><style>{style}</style>"
         f"</head><body>{''.join(body)}</body></html>"
+    )
+
+
+def _inference_line(settings: dict) -> str:
+    """One sentence saying how the scored predictions were made (the numbers depend on it)."""
+    rules = settings["postprocessing"]
+    n = len(settings["checkpoints"])
+    models = settings["checkpoints"][0] if n == 1 else f"{n} checkpoints"
+    return (
+        f"Predicted with {models}: sliding window overlap {settings['overlap']}, flip TTA "
+        f"{'on' if settings['tta'] else 'off'}, thresholds WT/TC/ET {'/'.join(f'{t:g}' for t in rules['thresholds'])}, "
+        f"tumour components under {rules['min_component']} voxels removed (never the largest), enhancing tumour "
+        f"under {rules['min_enhancing']} voxels relabelled as core."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -190,6 +190,7 @@ class Predictor:
         self.options = options
         self.target = get_target(payload["target"])
         self.patch_size = payload["patch_size"]
+        self.checkpoints = [str(c) for c in checkpoints]
         self.rules = self._rules(checkpoints[0])
         self.chain = build_val_transforms(
             per_slice_norm=payload["normalisation"] == "slice",
@@ -212,6 +213,17 @@ class Predictor:
         if o.min_enhancing is not None:
             rules.min_enhancing = o.min_enhancing
         return rules
+
+    def settings(self) -> dict:
+        """How this predictor turns scans into labels, for a report to state: checkpoints, sliding window, flip TTA
+        and post-processing rules."""
+        o = self.options
+        return {
+            "checkpoints": self.checkpoints,
+            "overlap": o.overlap,
+            "tta": bool(o.tta),
+            "postprocessing": asdict(self.rules),
+        }
 
     def predict(self, case: Case) -> Prediction:
         o = self.options

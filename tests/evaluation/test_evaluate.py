@@ -111,6 +111,9 @@ def test_evaluate_a_checkpoint_with_patch_scores(make_dataset, checkpoint, tmp_p
                 "2",
                 "--overlap",
                 "0.25",
+                "--tta",
+                "--min-component",
+                "7",
             ]
         )
         == 0
@@ -118,7 +121,13 @@ def test_evaluate_a_checkpoint_with_patch_scores(make_dataset, checkpoint, tmp_p
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["patches"]) == set(summary["whole_scan"])
     assert (out / "predictions" / "BRATS_001_seg.nii.gz").is_file()
-    assert "Patches vs whole scans" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "Patches vs whole scans" in report
+    # the numbers depend on how the scans were predicted: the summary and the report say it
+    inference = summary["inference"]
+    assert inference["checkpoints"] == [str(ckpt)] and inference["overlap"] == 0.25 and inference["tta"] is True
+    assert inference["postprocessing"]["min_component"] == 7
+    assert "flip TTA on" in report and "under 7 voxels removed" in report
 
 
 def test_no_hd95_applies_when_evaluating_a_checkpoint(make_dataset, checkpoint, tmp_path):

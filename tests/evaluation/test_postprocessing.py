@@ -110,6 +110,8 @@ def test_postprocess_command_on_a_cross_validation_run(make_dataset, tmp_path, c
         == 0
     )
     assert main(["evaluate", "--cv", str(run), "--data", str(data)]) == 0
+    settings = json.loads((run / "out_of_fold" / "summary.json").read_text())["inference"]
+    assert settings["checkpoints"] == [str(run / "fold_0" / "last.pt"), str(run / "fold_1" / "last.pt")]
     capsys.readouterr()
     assert main(["postprocess", str(run), "--data", str(data)]) == 0
     out = capsys.readouterr().out
