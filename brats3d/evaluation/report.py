@@ -293,9 +293,18 @@ def _inference_line(settings: dict) -> str:
     rules = settings["postprocessing"]
     n = len(settings["checkpoints"])
     models = settings["checkpoints"][0] if n == 1 else f"{n} checkpoints"
+    components = (
+        f"tumour components under {rules['min_component']} voxels removed (never the largest)"
+        if rules["min_component"]
+        else "no component removed"
+    )
+    enhancing = (
+        f"enhancing tumour under {rules['min_enhancing']} voxels relabelled as core"
+        if rules["min_enhancing"]
+        else "no enhancing-volume rule"
+    )
+    thresholds = "/".join(f"{t:g}" for t in rules["thresholds"])
     return (
         f"Predicted with {models}: sliding window overlap {settings['overlap']}, flip TTA "
-        f"{'on' if settings['tta'] else 'off'}, thresholds WT/TC/ET {'/'.join(f'{t:g}' for t in rules['thresholds'])}, "
-        f"tumour components under {rules['min_component']} voxels removed (never the largest), enhancing tumour "
-        f"under {rules['min_enhancing']} voxels relabelled as core."
+        f"{'on' if settings['tta'] else 'off'}, thresholds WT/TC/ET {thresholds}, {components}, {enhancing}."
     )
