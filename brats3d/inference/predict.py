@@ -37,7 +37,9 @@ class PredictOptions:
     min_component: int | None = None  # voxels
     min_enhancing: int | None = None  # voxels
     device: str = "auto"
-    amp: str = "auto"
+    # None: the precision the recipe trained in (train.amp; bf16 also on CPUs with native bf16): with flip TTA on
+    # 2 such cores 15 s a scan instead of 26 s, the same out-of-fold Dice to three decimals (BENCHMARKS.md)
+    amp: str | None = None
     save_probabilities: bool = False
     pictures: bool = True
     picture_modality: str = "flair"
@@ -187,6 +189,8 @@ class Predictor:
         self.config = config_from_dict(payload["config"])
         if options.tta is None:
             options = replace(options, tta=self.config.inference.tta)
+        if options.amp is None:
+            options = replace(options, amp=self.config.train.amp)
         self.options = options
         self.target = get_target(payload["target"])
         self.patch_size = payload["patch_size"]
@@ -222,6 +226,7 @@ class Predictor:
             "checkpoints": self.checkpoints,
             "overlap": o.overlap,
             "tta": bool(o.tta),
+            "amp": o.amp,
             "postprocessing": asdict(self.rules),
         }
 

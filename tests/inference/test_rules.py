@@ -88,7 +88,7 @@ def test_a_recipe_with_rules_out_of_range_is_refused_by_name():
         load_config(None, ["postprocessing.thresholds=[0.5, 1.5, 0.5]"])
 
 
-def test_the_recipe_chooses_flip_averaging_and_the_command_line_overrides_it(checkpoint, make_dataset, tmp_path):
+def test_the_recipe_chooses_flip_averaging_and_precision_and_options_override_them(checkpoint, make_dataset, tmp_path):
     import torch
 
     from brats3d.cli import _predict_options, build_parser
@@ -109,6 +109,10 @@ def test_the_recipe_chooses_flip_averaging_and_the_command_line_overrides_it(che
     _, flipped = probabilities(checkpoint, tta=True)
     no_tta, plain = probabilities(tmp_path / "run" / "best.pt", tta=False)
     assert recipe_tta and not no_tta
+    payload["config"]["train"]["amp"] = "off"
+    torch.save(payload, tmp_path / "run" / "best.pt")
+    assert Predictor(tmp_path / "run" / "best.pt", PredictOptions(pictures=False)).options.amp == "off"
+    assert Predictor(tmp_path / "run" / "best.pt", PredictOptions(pictures=False, amp="bf16")).options.amp == "bf16"
     assert torch.equal(by_recipe, flipped) and not torch.equal(by_recipe, plain)
     assert probabilities(checkpoint)[0] is False  # a recipe without the setting predicts without flips
 
