@@ -114,15 +114,7 @@ def ensemble_probabilities(
     total = None
     for model in models:
         probs = sliding_window_predict(
-            model,
-            image,
-            patch_size,
-            target,
-            options.overlap,
-            options.sw_batch_size,
-            device,
-            options.amp,
-            bool(options.tta),
+            model, image, patch_size, target, options.overlap, options.sw_batch_size, device, options.amp, options.tta
         )
         total = probs if total is None else total + probs
     return total / len(models)
@@ -223,7 +215,7 @@ class Predictor:
         and post-processing rules."""
         o = self.options
         return {
-            "checkpoints": self.checkpoints,
+            "checkpoints": list(self.checkpoints),  # a copy: a cross-validation report appends the other folds
             "overlap": o.overlap,
             "tta": bool(o.tta),
             "amp": o.amp,
