@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss, FocalLoss, TverskyLoss
+from monai.losses import DeepSupervisionLoss, DiceCELoss, DiceFocalLoss, DiceLoss, FocalLoss, TverskyLoss
 
 from brats3d.data.targets import REGIONS, Target, get_target
 
@@ -60,3 +60,11 @@ def build_loss(name: str = "dice", target: Target | str = REGIONS, smooth: float
     if name == "focal":  # down-weights easy pixels, for the strong class imbalance of small lesions
         return FocalLoss(use_softmax=not target.sigmoid, to_onehot_y=not target.sigmoid, gamma=2.0)
     raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
+
+
+def deeply_supervised(loss: nn.Module) -> nn.Module:
+    """``loss`` for networks that may return a list of logits in training (full resolution first, then coarser
+    decoder levels, as ``dynunet`` does): MONAI's ``DeepSupervisionLoss`` sums the levels weighted 1, 1/2, 1/4; a
+    single tensor is scored by ``loss`` alone. Either way the loss is computed in fp32 (sums over 400k voxels lose
+    bits in bf16)."""
+    return DeepSupervisionLoss(loss, weight_mode="exp")

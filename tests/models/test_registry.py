@@ -75,3 +75,19 @@ def test_every_2d_network_trains_one_step_and_keeps_the_image_size(name, out_cha
 def test_2d_and_3d_networks_refuse_the_other_kind_of_input():
     assert "2D (slices)" in check_network("unet2d", (160, 160, 16))
     assert "3D (scans)" in check_network("unet3d", (256, 256))
+
+
+def test_dynunet_supervises_three_decoder_levels_in_training_and_returns_one_output_otherwise():
+    from brats3d.models.losses import deeply_supervised
+
+    torch.manual_seed(0)
+    model = build_network("dynunet", (32, 32, 16), kwargs={"filters": (4, 8, 16, 32, 64)})
+    image = torch.randn(2, 4, 32, 32, 16)
+    outputs = model.train()(image)
+    assert isinstance(outputs, list) and [o.shape for o in outputs] == [(2, 3, 32, 32, 16)] * 3
+    loss = deeply_supervised(build_loss("dice_ce"))(outputs, (torch.rand(2, 3, 32, 32, 16) > 0.8).float())
+    loss.backward()
+    heads = [p for name, p in model.named_parameters() if name.startswith("deep_supervision_heads")]
+    assert heads and all(p.grad is not None and p.grad.abs().sum() > 0 for p in heads)
+    with torch.no_grad():
+        assert model.eval()(image).shape == (2, 3, 32, 32, 16)

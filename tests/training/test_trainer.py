@@ -72,6 +72,16 @@ def test_training_beats_an_untrained_model_on_whole_scans(tiny_data, tmp_path):
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_a_deeply_supervised_network_trains_and_its_checkpoint_predicts_one_output(tiny_data, tmp_path):
+    overrides = ["model.network=dynunet", "model.kwargs={filters: [4, 8, 16, 32, 64]}", "validation.max_cases=1"]
+    config = load_config(None, [*TINY, *overrides, "train.epochs=1", "train.steps_per_epoch=2"])
+    result = train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
+    assert np.isfinite(result.history[-1]["train_loss"]) and result.history[-1]["dice_whole_tumour"] >= 0
+    model, _ = model_from_checkpoint(load_checkpoint(tmp_path / "run" / "best.pt"))
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 4, 32, 32, 16)).shape == (1, 3, 32, 32, 16)
+
+
 def test_checkpoint_is_self_describing(tiny_data, tmp_path):
     config = load_config(None, [*TINY, "train.epochs=1", "train.steps_per_epoch=1", "validation.max_cases=1"])
     train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
