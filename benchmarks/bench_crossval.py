@@ -243,7 +243,8 @@ def main() -> None:
     cases = discover(args.data).labelled()
     folds = range(args.folds) if args.fold == "all" else [int(args.fold)]
     recipes = RECIPES if args.recipe == "all" else (args.recipe,)
-    assignment = fold_assignment([c.case_id for c in cases], args.folds, load_config(args.config).seed)
+    # the folds follow the seed the units train with (--set seed=N included), so each case is scored out of fold
+    assignment = fold_assignment([c.case_id for c in cases], args.folds, load_config(args.config, args.set).seed)
     results["assignment"] = assignment
     for fold in folds:
         for recipe in recipes:
