@@ -62,9 +62,16 @@ def build_loss(name: str = "dice", target: Target | str = REGIONS, smooth: float
     raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
 
 
-def deeply_supervised(loss: nn.Module) -> nn.Module:
-    """``loss`` for networks that may return a list of logits in training (full resolution first, then coarser
-    decoder levels, as ``dynunet`` does): MONAI's ``DeepSupervisionLoss`` sums the levels weighted 1, 1/2, 1/4; a
-    single tensor is scored by ``loss`` alone. Either way the loss is computed in fp32 (sums over 400k voxels lose
-    bits in bf16)."""
-    return DeepSupervisionLoss(loss, weight_mode="exp")
+class DeeplySupervised(nn.Module):
+    """``loss`` over every output of a deeply supervised network: MONAI's ``DynUNet`` stacks its full-resolution
+    logits and those of coarser decoder levels on a new axis 1 in training; MONAI's ``DeepSupervisionLoss`` weighs
+    them 1, 1/2, 1/4. Ordinary logits (and every network in evaluation) are scored by ``loss`` alone. Either way the
+    loss is computed in fp32 (sums over 400k voxels lose bits in bf16)."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.levels = DeepSupervisionLoss(loss, weight_mode="exp")
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        stacked = logits.dim() == target.dim() + 1
+        return self.levels(list(torch.unbind(logits, dim=1)) if stacked else logits, target)

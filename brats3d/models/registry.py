@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 import torch.nn as nn
 from monai.networks.nets import UNETR, AttentionUnet, BasicUNetPlusPlus, DynUNet, SegResNet, SwinUNETR, UNet, VNet
 
@@ -40,44 +39,6 @@ class UNetPlusPlus(BasicUNetPlusPlus):
         return super().forward(x)[0]
 
 
-class DeepSupervisedUNet(DynUNet):
-    """nnU-Net's U-Net (MONAI ``DynUNet``: two plain convolutions per level, instance norm, leaky ReLU) for
-    ``len(filters)`` levels of stride 2, with deep supervision.
-
-    In training it returns a list, the full-resolution logits first and then those of the ``deep_supr_num`` coarser
-    decoder levels (upsampled to full size by MONAI), which ``models.losses.deeply_supervised`` weighs 1, 1/2, 1/4;
-    in evaluation the full-resolution logits alone, so inference, validation and export see an ordinary network.
-    """
-
-    def __init__(
-        self,
-        spatial_dims: int,
-        in_channels: int,
-        out_channels: int,
-        filters: Sequence[int] = (16, 32, 64, 128, 256),
-        deep_supervision: bool = True,
-        deep_supr_num: int = 2,
-        norm_name: str = "INSTANCE",
-    ) -> None:
-        levels = len(filters)
-        super().__init__(
-            spatial_dims,
-            in_channels,
-            out_channels,
-            kernel_size=[3] * levels,
-            strides=[1] + [2] * (levels - 1),
-            upsample_kernel_size=[2] * (levels - 1),
-            filters=list(filters),
-            norm_name=norm_name,
-            deep_supervision=deep_supervision,
-            deep_supr_num=deep_supr_num,
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        out = super().forward(x)
-        return list(torch.unbind(out, dim=1)) if self.training and self.deep_supervision else out
-
-
 NETWORKS: dict[str, NetworkSpec] = {
     "unet3d": NetworkSpec(
         UNet,
@@ -85,9 +46,20 @@ NETWORKS: dict[str, NetworkSpec] = {
         16,
         "MONAI UNet, 5 levels, residual units, instance norm",
     ),
+    # nnU-Net's U-Net: two plain convolutions per level, instance norm, leaky ReLU; the 16-256 filters of unet3d. In
+    # training it returns the full-resolution logits stacked with those of the two coarser decoder levels (upsampled),
+    # which models.losses.DeeplySupervised scores; in evaluation the full-resolution logits alone.
     "dynunet": NetworkSpec(
-        DeepSupervisedUNet,
-        {"filters": (16, 32, 64, 128, 256), "deep_supervision": True, "deep_supr_num": 2},
+        DynUNet,
+        {
+            "kernel_size": (3, 3, 3, 3, 3),
+            "strides": (1, 2, 2, 2, 2),
+            "upsample_kernel_size": (2, 2, 2, 2),
+            "filters": (16, 32, 64, 128, 256),
+            "norm_name": "INSTANCE",
+            "deep_supervision": True,
+            "deep_supr_num": 2,
+        },
         16,
         "MONAI DynUNet (nnU-Net's U-Net, 5 levels), deep supervision of the two coarser decoder levels",
     ),

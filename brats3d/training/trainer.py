@@ -34,7 +34,7 @@ from brats3d.inference.predict import PredictOptions, segment_cropped
 from brats3d.models import build_network
 from brats3d.models.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from brats3d.models.device import amp_dtype, autocast, available_cores, needs_grad_scaler, select_device
-from brats3d.models.losses import build_loss, deeply_supervised
+from brats3d.models.losses import DeeplySupervised, build_loss
 from brats3d.training import distributed as dist
 from brats3d.training.data import (
     build_datasets,
@@ -169,7 +169,7 @@ class Trainer:
         torch.set_num_threads(c.train.threads or max(1, available_cores() // self.world - self.workers))
         set_determinism(seed=c.seed + self.rank)
         self.model = self.build_model().to(self.device)
-        self.loss_fn = deeply_supervised(build_loss(c.loss.name, self.target, c.loss.smooth))
+        self.loss_fn = DeeplySupervised(build_loss(c.loss.name, self.target, c.loss.smooth))
         self.optimizer = build_optimizer(self.model, c)
         self.scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(self.device, c.train.amp))
         if self.resume:

@@ -90,3 +90,30 @@ def test_monai_bundle_segments_a_scan_like_predict(checkpoint, case_and_predicto
     from_config = parser.get_parsed_content("probabilities")
     reference = _whole_scan_probabilities(predictor.models[0], predictor, case)
     assert float((from_config - reference).abs().max()) < 1e-5
+
+
+def test_a_deeply_supervised_dynunet_exports_as_plain_monai_with_one_output(tmp_path):
+    from brats3d.config import load_config
+    from brats3d.models import build_network
+    from brats3d.models.checkpoint import save_checkpoint
+
+    config = load_config(None, ["model.network=dynunet", "model.kwargs={filters: [4, 8, 16, 32, 64]}"])
+    config.data.patch_size = [32, 32, 16]
+    model = build_network("dynunet", (32, 32, 16), kwargs=config.model.kwargs).eval()
+    save_checkpoint(tmp_path / "dyn.pt", model, config, "brats2021")
+    image = torch.randn(1, 4, 32, 32, 16)
+    with torch.no_grad():
+        reference = model(image)
+
+    assert main(["export", str(tmp_path / "dyn.pt"), "--format", "torchscript", "--out", str(tmp_path / "ts")]) == 0
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.load(str(tmp_path / "ts" / "model.ts"))(image), reference, atol=1e-5)
+
+    assert main(["export", str(tmp_path / "dyn.pt"), "--format", "bundle", "--out", str(tmp_path / "bundle")]) == 0
+    parser = ConfigParser()
+    parser.read_config(str(tmp_path / "bundle" / "configs" / "inference.json"))
+    assert parser["network_def"]["_target_"] == "monai.networks.nets.DynUNet"
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(tmp_path / "bundle" / "models" / "model.pt", weights_only=True))
+    with torch.no_grad():
+        assert torch.allclose(network.eval()(image), reference, atol=1e-5)

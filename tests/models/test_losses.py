@@ -76,15 +76,15 @@ def test_every_loss_drops_when_the_prediction_moves_toward_a_2d_mask(name, value
     assert float(loss(good, truth)) < float(loss(torch.zeros_like(good), truth))
 
 
-def test_deep_supervision_weighs_the_coarser_outputs_half_and_a_quarter_and_a_tensor_as_the_loss_itself():
-    from brats3d.models.losses import deeply_supervised
+def test_deep_supervision_weighs_the_coarser_outputs_half_and_a_quarter_and_plain_logits_as_the_loss_itself():
+    from brats3d.models.losses import DeeplySupervised
 
     torch.manual_seed(0)
     truth = (torch.rand(1, 3, 8, 8, 4) > 0.5).float()
-    outputs = [torch.randn(1, 3, 8, 8, 4) for _ in range(3)]
+    stacked = torch.randn(1, 3, 3, 8, 8, 4)  # DynUNet in training: (batch, level, channel, x, y, z)
     base = build_loss("dice_ce")
-    loss = deeply_supervised(base)
-    expected = sum(w * base(o, truth) for w, o in zip((1.0, 0.5, 0.25), outputs))
-    assert loss(outputs, truth).item() == pytest.approx(expected.item(), rel=1e-6)
-    assert loss(outputs[0], truth).item() == pytest.approx(base(outputs[0], truth).item(), rel=1e-6)
-    assert loss(outputs[0].bfloat16(), truth).dtype == torch.float32  # scored in fp32 under autocast
+    loss = DeeplySupervised(base)
+    expected = sum(w * base(stacked[:, i], truth) for i, w in enumerate((1.0, 0.5, 0.25)))
+    assert loss(stacked, truth).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert loss(stacked[:, 0], truth).item() == pytest.approx(base(stacked[:, 0], truth).item(), rel=1e-6)
+    assert loss(stacked[:, 0].bfloat16(), truth).dtype == torch.float32  # scored in fp32 under autocast

@@ -78,14 +78,14 @@ def test_2d_and_3d_networks_refuse_the_other_kind_of_input():
 
 
 def test_dynunet_supervises_three_decoder_levels_in_training_and_returns_one_output_otherwise():
-    from brats3d.models.losses import deeply_supervised
+    from brats3d.models.losses import DeeplySupervised
 
     torch.manual_seed(0)
     model = build_network("dynunet", (32, 32, 16), kwargs={"filters": (4, 8, 16, 32, 64)})
     image = torch.randn(2, 4, 32, 32, 16)
     outputs = model.train()(image)
-    assert isinstance(outputs, list) and [o.shape for o in outputs] == [(2, 3, 32, 32, 16)] * 3
-    loss = deeply_supervised(build_loss("dice_ce"))(outputs, (torch.rand(2, 3, 32, 32, 16) > 0.8).float())
+    assert outputs.shape == (2, 3, 3, 32, 32, 16)  # full resolution and two coarser levels, upsampled
+    loss = DeeplySupervised(build_loss("dice_ce"))(outputs, (torch.rand(2, 3, 32, 32, 16) > 0.8).float())
     loss.backward()
     heads = [p for name, p in model.named_parameters() if name.startswith("deep_supervision_heads")]
     assert heads and all(p.grad is not None and p.grad.abs().sum() > 0 for p in heads)
