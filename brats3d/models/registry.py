@@ -164,6 +164,6 @@ def build_network(
         raise BratsInputError(None, problem)
     try:
         model = NETWORKS[name].cls(**network_arguments(name, patch_size, target, kwargs, channels))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # an unknown argument, or MONAI's own check of the ones given
         raise BratsInputError(None, f"model.kwargs do not fit {name}: {exc}") from exc
     return model

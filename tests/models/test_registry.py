@@ -91,3 +91,11 @@ def test_dynunet_supervises_three_decoder_levels_in_training_and_returns_one_out
     assert heads and all(p.grad is not None and p.grad.abs().sum() > 0 for p in heads)
     with torch.no_grad():
         assert model.eval()(image).shape == (2, 3, 32, 32, 16)
+
+
+def test_network_arguments_that_monai_rejects_are_a_clear_input_error():
+    # dynunet's five strides need five filters; MONAI raises ValueError, the user gets the config key and the reason
+    with pytest.raises(BratsInputError, match=r"model.kwargs do not fit dynunet: length of filters"):
+        build_network("dynunet", (32, 32, 16), kwargs={"filters": (8, 16, 32, 64)})
+    with pytest.raises(BratsInputError, match=r"model.kwargs do not fit unet3d: .*strides"):
+        build_network("unet3d", (32, 32, 16), kwargs={"channels": (8, 16, 32, 64), "strides": (2, 2)})
