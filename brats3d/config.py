@@ -39,6 +39,8 @@ class DataConfig:
     patch_size: list[int] = field(default_factory=lambda: [160, 160, 16])
     min_tumour_fraction: float = 0.05  # a patch is kept only when at least this share of it is tumour
     unbiased_fraction: float = 0.1  # share of patches drawn uniformly, to show the network healthy brain
+    # share of draws that revisit patches where training found false positives (training/hard_negatives.py)
+    hard_negative_fraction: float = 0.0
     class_balance: bool = True  # tumour-biased draws pick a tumour class first, then a patch rich in it
     patches_per_case: int = 4
     normalisation: str = "brain"  # brain: per channel over brain voxels | slice: per channel and axial slice
@@ -144,6 +146,7 @@ class RunConfig(_Saved):
             "patch_size": d.patch_size,
             "min_tumour_fraction": d.min_tumour_fraction,
             "unbiased_fraction": d.unbiased_fraction,
+            "hard_negative_fraction": d.hard_negative_fraction,
             "class_balance": d.class_balance,
             "samples_per_case": d.patches_per_case,
             "target": self.model.target,
@@ -358,8 +361,10 @@ def validate(config: RunConfig, source: object = None) -> None:
     d, t = config.data, config.train
     if len(d.patch_size) != 3 or min(d.patch_size) < 8:
         raise BratsInputError(source, f"data.patch_size must be three sizes >= 8, got {d.patch_size}")
-    if not 0 <= d.min_tumour_fraction <= 1 or not 0 <= d.unbiased_fraction <= 1:
-        raise BratsInputError(source, "data.min_tumour_fraction and data.unbiased_fraction must lie in [0, 1]")
+    shares = ("min_tumour_fraction", "unbiased_fraction", "hard_negative_fraction")
+    outside = [f"data.{name}" for name in shares if not 0 <= getattr(d, name) <= 1]
+    if outside:
+        raise BratsInputError(source, f"{' and '.join(outside)} must lie in [0, 1]")
     if d.normalisation not in ("brain", "slice"):
         raise BratsInputError(
             source, f"data.normalisation of a 3D config must be brain or slice, not {d.normalisation!r}"

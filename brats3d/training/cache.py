@@ -143,6 +143,7 @@ def open_case(folder: Path) -> dict[str, Any]:
     with np.load(folder / "index.npz") as index:
         pools = sorted(k for k in index.files if k.startswith("class_starts_"))
         item = {
+            "case_id": folder.name,  # as the memory cache's items carry it (hard-negative pools are per case)
             "patch_starts": index["patch_starts"],
             "brain_starts": index["brain_starts"],
             "patch_grid": index["patch_grid"],

@@ -45,6 +45,7 @@ from brats3d.training.data import (
     train_loader,
     write_split,
 )
+from brats3d.training.hard_negatives import HardPatchPool, false_positive_voxels, patch_sampler
 
 DICE_KEYS = [f"dice_{n}" for n in (*REGION_NAMES, *CLASS_NAMES)]
 CSV_COLUMNS = ["epoch", "train_loss", "lr", "patches_per_s", "data_wait_share", *DICE_KEYS, "mean_dice", "seconds"]
@@ -157,6 +158,8 @@ class Trainer:
         self.epoch, self.best, self.stale, self.seconds = 0, -1.0, 0, 0.0
         self.history: list[dict] = []
         self.last_saved = -math.inf
+        self.hard_pool: HardPatchPool | None = None  # with data.hard_negative_fraction (3D scans only)
+        self.saved_hard_patches: list[dict] = []  # the pool(s) a resumed run restores
 
     # -- set-up: network, loss and optimiser first, then the data ---------------------------------------------
     def setup(self) -> None:
@@ -194,6 +197,7 @@ class Trainer:
         self.epoch, self.best, self.history = state["epoch"], state["best_mean_dice"], state["history"]
         self.stale = state["stale"]
         self.seconds = state["train_seconds"]  # the time budget counts the time spent before the interruption
+        self.saved_hard_patches = state.get("hard_patches", [])
         set_rng_state(state["rng"])
         self.last_saved = time.perf_counter()
         self.log(f"resuming {self.run_dir} after epoch {self.epoch} (best mean Dice {self.best:.4f})")
@@ -223,6 +227,10 @@ class Trainer:
             require_good_cases([*self.train_cases, *self.val_cases], index.root, full=True)
             raise find_input_error(exc) from exc
         self.steps = steps_per_epoch(c, len(self.train_cases), self.world)
+        if c.data.hard_negative_fraction:
+            self.hard_pool = HardPatchPool(int(np.prod(c.data.patch_size)))
+            mine = [case.case_id for case in self.train_cases[self.rank :: self.world]]  # build_datasets' share
+            self.hard_pool.load_state(self.saved_hard_patches, mine)
         if dist.is_main() and not self.resume:
             ensure_output_dir(self.run_dir)
             c.save(self.run_dir / "config.yaml")
@@ -237,6 +245,9 @@ class Trainer:
         with autocast(self.device, self.config.train.amp):
             logits = self.model(image)
         loss = self.loss_fn(logits, target)  # in fp32, and over every output of a deeply supervised network
+        if self.hard_pool is not None:
+            wrong = false_positive_voxels(logits, target, self.target).cpu()
+            self.hard_pool.record(batch["case_id"], batch["patch_start"], wrong)
         self.scaler.scale(loss).backward()
         if self.config.train.grad_clip:
             self.scaler.unscale_(self.optimizer)
@@ -251,6 +262,8 @@ class Trainer:
         lr = set_learning_rate(self.optimizer, c, self.epoch, budget_share(c, self.seconds))
         epoch_seed = c.seed * 100_003 + self.epoch * 1_009 + self.rank
         self.train_transform.set_random_state(seed=epoch_seed % (2**31))
+        if self.hard_pool is not None:  # before the loader starts, so that its workers copy this epoch's pool
+            patch_sampler(self.train_transform).set_hard_starts(self.hard_pool.starts())
         self.model.train()
         batches = iter(train_loader(self.train_ds, c, epoch_seed, self.workers, self.steps))
         losses, patches, wait, compute = [], 0, 0.0, 0.0
@@ -312,6 +325,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
         }
+        if self.hard_pool is not None:
+            state["hard_patches"] = self.gathered_hard_patches
         # last.pt first: metrics.csv is rebuilt from the history inside it, so the two never disagree.
         save_checkpoint(self.run_dir / "last.pt", self.model, c, self.convention, **state)
         if improved or not self.val_cases:
@@ -346,6 +361,8 @@ class Trainer:
             row["seconds"] = time.perf_counter() - t_epoch
             self.history.append(row)
             self.epoch += 1
+            if self.hard_pool is not None:  # every rank's pool (its own cases) goes into last.pt
+                self.gathered_hard_patches = dist.all_gather_objects(self.hard_pool.state())
             if dist.is_main():
                 self.save_state(improved, last_epoch)
                 for key, value in row.items():

@@ -98,6 +98,7 @@ def build_train_transforms(
     patch_size: Sequence[int] = (160, 160, 16),
     min_tumour_fraction: float = 0.05,
     unbiased_fraction: float = 0.1,
+    hard_negative_fraction: float = 0.0,
     class_balance: bool = True,
     samples_per_case: int = 4,
     target: str = REGIONS,
@@ -114,7 +115,7 @@ def build_train_transforms(
         *_load_and_crop(reader, per_slice_norm),
         SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),
         FindTumourPatchesd(patch_size, min_tumour_fraction, class_balance=class_balance),
-        RandTumourPatchd(keys, patch_size, num_samples=samples_per_case, unbiased_fraction=unbiased_fraction),
+        RandTumourPatchd(keys, patch_size, samples_per_case, unbiased_fraction, hard_negative_fraction),
     ]
     if augment:
         chain += augmentation(keys, noise_std, low_resolution_prob, contrast_prob)

@@ -129,6 +129,9 @@ class RandTumourPatchd(Randomizable, MapTransform):
     """Draw ``num_samples`` patches per case: tumour-biased, or with probability ``unbiased_fraction`` a patch
     centred anywhere in the brain (as MONAI's negative crops are), so the network learns what healthy brain is.
 
+    With ``hard_fraction``, a draw first takes, with that probability, one of the case's hard patches: the starts
+    that training found the network wrong on (``training.hard_negatives``), handed in by ``set_hard_starts``.
+
     Returns a list of dictionaries (one per patch) as MONAI's cropping transforms do; the large index arrays of
     ``FindTumourPatchesd`` are not copied into them.
     """
@@ -141,6 +144,7 @@ class RandTumourPatchd(Randomizable, MapTransform):
         patch_size: Sequence[int],
         num_samples: int = 1,
         unbiased_fraction: float = 0.0,
+        hard_fraction: float = 0.0,
     ) -> None:
         MapTransform.__init__(self, keys)
         if num_samples < 1:
@@ -148,7 +152,13 @@ class RandTumourPatchd(Randomizable, MapTransform):
         self.patch_size = tuple(int(p) for p in patch_size)
         self.num_samples = int(num_samples)
         self.unbiased_fraction = float(unbiased_fraction)
+        self.hard_fraction = float(hard_fraction)
+        self.hard_starts: dict[str, list[tuple[int, int, int]]] = {}
         self._starts: list[tuple[int, int, int]] = []
+
+    def set_hard_starts(self, starts: Mapping[str, Sequence[tuple[int, int, int]]]) -> None:
+        """The hard patches to draw from, per case id (set between epochs: loader workers copy it when they start)."""
+        self.hard_starts = {case_id: list(pool) for case_id, pool in starts.items()}
 
     def randomize(self, data: Mapping[Hashable, object]) -> None:
         grid = tuple(int(g) for g in np.asarray(data["patch_grid"]))
@@ -156,8 +166,13 @@ class RandTumourPatchd(Randomizable, MapTransform):
         anywhere = np.asarray(data.get("brain_starts", ()))
         # np.asarray: MONAI's PersistentDataset (cache: disk) hands the stored index arrays back as torch tensors
         by_class = [np.asarray(pool) for pool in data.get("class_starts") or []]
+        hard = self.hard_starts.get(str(data.get("case_id")), []) if self.hard_fraction else []
         self._starts = []
         for _ in range(self.num_samples):
+            # the extra random number only when hard sampling is on: without it, draws stay as they were
+            if hard and self.R.random_sample() < self.hard_fraction:
+                self._starts.append(hard[self.R.randint(len(hard))])
+                continue
             if starts.size == 0 or self.R.random_sample() < self.unbiased_fraction:
                 pool = anywhere if anywhere.size else None
                 flat = int(pool[self.R.randint(pool.size)]) if pool is not None else self.R.randint(int(np.prod(grid)))

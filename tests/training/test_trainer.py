@@ -102,9 +102,11 @@ def test_an_existing_run_is_not_overwritten(tiny_data, tmp_path):
         train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
 
 
-@pytest.mark.parametrize("cache", ["memory", "mmap"])
-def test_sigkill_then_resume_finishes_exactly_like_an_uninterrupted_run(tiny_data, tmp_path, cache):
+# The mmap run also samples hard negatives, whose pool (state carried from epoch to epoch) must survive the kill.
+@pytest.mark.parametrize("cache, hard", [("memory", 0.0), ("mmap", 0.5)])
+def test_sigkill_then_resume_finishes_exactly_like_an_uninterrupted_run(tiny_data, tmp_path, cache, hard):
     overrides = [*TINY, "train.epochs=4", "train.steps_per_epoch=6", "validation.max_cases=1", f"data.cache={cache}"]
+    overrides.append(f"data.hard_negative_fraction={hard}")
     sets = [a for o in overrides for a in ("--set", o)]
     config_file = tmp_path / "c.yaml"
     config_file.write_text("seed: 3\n")

@@ -123,3 +123,23 @@ def test_class_balance_shows_the_rare_class_in_about_half_the_patches(balance):
         assert 0.4 < with_rim < 0.65, with_rim
     else:
         assert with_rim < 0.1, with_rim
+
+
+def test_hard_patches_are_drawn_at_their_share_and_only_for_their_case():
+    patch = (16, 16, 8)
+    data = FindTumourPatchesd(patch, 0.05)({**_volume(shape=(80, 80, 40)), "case_id": "a"})
+    hard = [(60, 60, 30), (0, 0, 0)]
+    sampler = RandTumourPatchd(["image", "label"], patch, num_samples=2000, unbiased_fraction=0.5, hard_fraction=0.3)
+    sampler.set_hard_starts({"a": hard})
+    sampler.set_random_state(5)
+    starts = [tuple(int(s) for s in p["patch_start"]) for p in sampler(data)]
+    share = np.mean([s in hard for s in starts])
+    assert 0.25 < share < 0.35  # plus the rare ordinary draw that lands on one of them
+    assert {s for s in starts if s in hard} == set(hard)
+
+    sampler.set_random_state(5)
+    other = sampler({**data, "case_id": "b"})  # no pool for this case: ordinary draws, as without hard sampling
+    plain = RandTumourPatchd(["image", "label"], patch, num_samples=2000, unbiased_fraction=0.5)
+    plain.set_random_state(5)
+    expected = plain(data)
+    assert [tuple(p["patch_start"]) for p in other] == [tuple(p["patch_start"]) for p in expected]
