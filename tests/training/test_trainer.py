@@ -149,7 +149,8 @@ def test_sigkill_then_resume_finishes_exactly_like_an_uninterrupted_run(tiny_dat
 
 def test_torchrun_two_processes_on_cpu(tiny_data, tmp_path):
     run = tmp_path / "ddp"
-    sets = [a for o in [*TINY, "train.epochs=2", "train.steps_per_epoch=2"] for a in ("--set", o)]
+    overrides = [*TINY, "train.epochs=2", "train.steps_per_epoch=2", "data.hard_negative_fraction=0.5"]
+    sets = [a for o in overrides for a in ("--set", o)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [
@@ -179,6 +180,8 @@ def test_torchrun_two_processes_on_cpu(tiny_data, tmp_path):
     assert result.stdout.count("epoch 2/2") == 1, "only rank 0 reports"
     assert [int(r["epoch"]) for r in _rows(run)] == [1, 2]
     model_from_checkpoint(load_checkpoint(run / "best.pt"))
+    pools = load_checkpoint(run / "last.pt")["hard_patches"]  # each rank's hard patches, of its own cases
+    assert len(pools) == 2 and pools[0] and pools[1] and not set(pools[0]) & set(pools[1])
 
 
 def test_schedule_warms_up_then_anneals_to_zero_at_the_epoch_limit_or_the_budget():
