@@ -81,6 +81,11 @@ def read_split(path: Path, cases: list[Case]) -> tuple[list[Case], list[Case]]:
     return [by_id[i] for i in saved["train"]], [by_id[i] for i in saved["validation"]]
 
 
+def rank_share(items: list, rank: int, world: int) -> list:
+    """The items a DDP rank caches and trains on (every ``world``-th, from ``rank``); all of them without DDP."""
+    return items[rank::world]
+
+
 def _dataset(items: list[dict], transform: Compose, cache: str, cache_rate: float, cache_dir: Path) -> Dataset:
     if cache == "memory":
         # copy_cache=False: nothing after the cache mutates the cached volume (RandTumourPatchd copies out each
@@ -131,8 +136,8 @@ def build_datasets(
     """
     transform = build_train_transforms(**config.train_transform_arguments())
     val_transform = build_val_transforms(config.data.normalisation == "slice", config.data.reader)
-    mine = train[rank::world]
-    val_items = [c.to_dict() for c in val[rank::world]]
+    mine = rank_share(train, rank, world)
+    val_items = [c.to_dict() for c in rank_share(val, rank, world)]
     cache = choose_cache(mine, config, world)
     if cache == "mmap":
         from brats3d.training.cache import MmapCaseDataset, preprocess

@@ -22,7 +22,7 @@ from brats3d.files import atomic_path, ensure_output_dir
 from brats3d.inference.slices import SliceModels, SlicePredictOptions
 from brats3d.models import build_network
 from brats3d.training import distributed as dist
-from brats3d.training.data import _validation_ids, fold_assignment, steps_per_epoch
+from brats3d.training.data import _validation_ids, fold_assignment, rank_share, steps_per_epoch
 from brats3d.training.trainer import Trainer
 from brats3d.transforms.slices import SlicePostProcessing, build_slice_train_transforms, channel_stats
 
@@ -106,9 +106,9 @@ class SliceTrainer(Trainer):
         self.train_transform = build_slice_train_transforms(
             c.data.image_size, c.data.class_values, c.data.augment, self.stats
         )
-        mine = self.train_cases[self.rank :: self.world]
+        mine = rank_share(self.train_cases, self.rank, self.world)
         self.train_ds = CacheDataset([_item(s) for s in mine], self.train_transform, progress=False, copy_cache=False)
-        self.val_ds = self.val_cases[self.rank :: self.world]
+        self.val_ds = rank_share(self.val_cases, self.rank, self.world)
         self.steps = steps_per_epoch(c, len(self.train_cases), self.world)
         if dist.is_main() and not self.resume:
             ensure_output_dir(self.run_dir)

@@ -39,6 +39,7 @@ from brats3d.training import distributed as dist
 from brats3d.training.data import (
     build_datasets,
     loader_workers,
+    rank_share,
     read_split,
     split_cases,
     steps_per_epoch,
@@ -159,7 +160,7 @@ class Trainer:
         self.history: list[dict] = []
         self.last_saved = -math.inf
         self.hard_pool: HardPatchPool | None = None  # with data.hard_negative_fraction (3D scans only)
-        self.saved_hard_patches: list[dict] = []  # the pool(s) a resumed run restores
+        self.hard_pool_states: list[dict] = []  # every rank's pool as last.pt holds it (restored, then each epoch's)
 
     # -- set-up: network, loss and optimiser first, then the data ---------------------------------------------
     def setup(self) -> None:
@@ -197,7 +198,7 @@ class Trainer:
         self.epoch, self.best, self.history = state["epoch"], state["best_mean_dice"], state["history"]
         self.stale = state["stale"]
         self.seconds = state["train_seconds"]  # the time budget counts the time spent before the interruption
-        self.saved_hard_patches = state.get("hard_patches", [])
+        self.hard_pool_states = state.get("hard_patches", [])
         set_rng_state(state["rng"])
         self.last_saved = time.perf_counter()
         self.log(f"resuming {self.run_dir} after epoch {self.epoch} (best mean Dice {self.best:.4f})")
@@ -229,8 +230,8 @@ class Trainer:
         self.steps = steps_per_epoch(c, len(self.train_cases), self.world)
         if c.data.hard_negative_fraction:
             self.hard_pool = HardPatchPool(int(np.prod(c.data.patch_size)))
-            mine = [case.case_id for case in self.train_cases[self.rank :: self.world]]  # build_datasets' share
-            self.hard_pool.load_state(self.saved_hard_patches, mine)
+            mine = [case.case_id for case in rank_share(self.train_cases, self.rank, self.world)]
+            self.hard_pool.load_state(self.hard_pool_states, mine)
         if dist.is_main() and not self.resume:
             ensure_output_dir(self.run_dir)
             c.save(self.run_dir / "config.yaml")
@@ -326,7 +327,7 @@ class Trainer:
             "rng": rng_state(),
         }
         if self.hard_pool is not None:
-            state["hard_patches"] = self.gathered_hard_patches
+            state["hard_patches"] = self.hard_pool_states
         # last.pt first: metrics.csv is rebuilt from the history inside it, so the two never disagree.
         save_checkpoint(self.run_dir / "last.pt", self.model, c, self.convention, **state)
         if improved or not self.val_cases:
@@ -362,7 +363,7 @@ class Trainer:
             self.history.append(row)
             self.epoch += 1
             if self.hard_pool is not None:  # every rank's pool (its own cases) goes into last.pt
-                self.gathered_hard_patches = dist.all_gather_objects(self.hard_pool.state())
+                self.hard_pool_states = dist.all_gather_objects(self.hard_pool.state())
             if dist.is_main():
                 self.save_state(improved, last_epoch)
                 for key, value in row.items():
