@@ -57,5 +57,7 @@ def barrier() -> None:
 
 
 def shutdown() -> None:
+    """Leave the process group once every rank is done with it (rank 0 may still be writing the last checkpoint)."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

@@ -9,6 +9,7 @@ writes the checkpoints and ``run`` loops until the epoch limit, the time budget 
 from __future__ import annotations
 
 import csv
+import gc
 import math
 import time
 from collections.abc import Callable
@@ -383,6 +384,12 @@ class Trainer:
         if writer is not None:
             writer.close()
         is_main = dist.is_main()
+        if isinstance(self.model, DistributedDataParallel):
+            # DDP's reducer holds the process group: released here, while the interpreter is whole, the group's
+            # gloo threads are joined by shutdown(); left to interpreter exit, a rank could abort with
+            # "terminate called without an active exception" after a finished run.
+            self.model = self.model.module
+            gc.collect()
         dist.shutdown()
         return TrainResult(self.run_dir, self.epoch, self.best, self.history, is_main)
 

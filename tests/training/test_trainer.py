@@ -178,7 +178,7 @@ def test_torchrun_two_processes_on_cpu(tiny_data, tmp_path):
         env=env,
         timeout=300,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "world size 2" in result.stdout
     assert result.stdout.count("epoch 2/2") == 1, "only rank 0 reports"
     assert [int(r["epoch"]) for r in _rows(run)] == [1, 2]
