@@ -47,6 +47,9 @@ def test_overrides_and_yaml_exponent_floats(tmp_path):
 def test_cross_field_rules():
     with pytest.raises(BratsInputError, match=r"multiple of data\.patches_per_case"):
         load_config(None, ["train.batch_size=3", "data.patches_per_case=2"])
+    for config in (None, "demo2d"):  # the 3D and the 2D schema share the training keys
+        with pytest.raises(BratsInputError, match=r"train\.ema_decay must lie in \[0, 1\)"):
+            load_config(config, ["train.ema_decay=1.0"])
 
 
 def test_saved_config_round_trips(tmp_path):

@@ -124,9 +124,9 @@ class SliceTrainer(Trainer):
     def validate(self) -> dict[str, float]:
         """Mean per-patient DSC of the foreground (``mean_dice``, which picks best.pt) and mean per-image DSC."""
         c = self.config
-        self.model.eval()
+        model = self.predicting_model.eval()
         models = SliceModels(
-            [self.model], self.target, c.data.class_values, c.data.image_size, c.model.in_channels, self.device,
+            [model], self.target, c.data.class_values, c.data.image_size, c.model.in_channels, self.device,
             c.train.amp, self.stats,
         )  # fmt: skip
         patients = sorted({s.patient for s in self.val_ds})[: c.validation.max_cases or None]

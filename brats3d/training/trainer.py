@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 from monai.utils import set_determinism
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from brats3d.config import AnyConfig, RunConfig, SliceRunConfig, load_config
@@ -33,7 +34,7 @@ from brats3d.evaluation.metrics import score_case
 from brats3d.files import atomic_path, check_output_location, ensure_output_dir
 from brats3d.inference.predict import PredictOptions, segment_cropped
 from brats3d.models import build_network
-from brats3d.models.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from brats3d.models.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
 from brats3d.models.device import amp_dtype, autocast, available_cores, needs_grad_scaler, select_device
 from brats3d.models.losses import DeeplySupervised, build_loss
 from brats3d.training import distributed as dist
@@ -177,11 +178,25 @@ class Trainer:
         self.loss_fn = DeeplySupervised(build_loss(c.loss.name, self.target, c.loss.smooth))
         self.optimizer = build_optimizer(self.model, c)
         self.scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(self.device, c.train.amp))
+        self.ema = self.build_ema()
         if self.resume:
             self._restore()
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.model, device_ids=ids)
+
+    def build_ema(self) -> AveragedModel | None:
+        """torch's Polyak averaging of the weights (``train.ema_decay``), or None; ``use_buffers``: a batch-norm
+        network's running statistics are averaged along with the weights."""
+        decay = self.config.train.ema_decay
+        if not decay:
+            return None
+        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+    @property
+    def predicting_model(self) -> nn.Module:
+        """The weights that validation and the checkpoints predict with: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def target(self) -> Target:
@@ -193,7 +208,10 @@ class Trainer:
 
     def _restore(self) -> None:
         state = load_checkpoint(self.run_dir / "last.pt", map_location=self.device)
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state.get("train_model", state["model"]))
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["model"])
+            self.ema.n_averaged.fill_(state["ema_updates"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.best, self.history = state["epoch"], state["best_mean_dice"], state["history"]
@@ -256,6 +274,8 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update_parameters(unwrap(self.model))
         return float(loss.detach())
 
     def train_epoch(self) -> dict:
@@ -305,7 +325,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """Mean Dice per region and class over the whole validation scans, and their mean (``mean_dice``)."""
-        return validate(self.model, self.val_ds, self.config, self.device)
+        return validate(self.predicting_model, self.val_ds, self.config, self.device)
 
     def summary_line(self, row: dict, improved: bool) -> str:
         return _summary_line(row, self.config.train.epochs, improved)
@@ -329,11 +349,14 @@ class Trainer:
         }
         if self.hard_pool is not None:
             state["hard_patches"] = self.hard_pool_states
+        if self.ema is not None:  # "model" holds the average (what predict uses); resume needs the trained weights
+            state["train_model"] = unwrap(self.model).state_dict()
+            state["ema_updates"] = int(self.ema.n_averaged)
         # last.pt first: metrics.csv is rebuilt from the history inside it, so the two never disagree.
-        save_checkpoint(self.run_dir / "last.pt", self.model, c, self.convention, **state)
+        save_checkpoint(self.run_dir / "last.pt", self.predicting_model, c, self.convention, **state)
         if improved or not self.val_cases:
             extra = {"epoch": self.epoch, "best_mean_dice": self.best}
-            save_checkpoint(self.run_dir / "best.pt", self.model, c, self.convention, **extra)
+            save_checkpoint(self.run_dir / "best.pt", self.predicting_model, c, self.convention, **extra)
         _write_history(self.run_dir, self.history, self.csv_columns)
         self.last_saved = time.perf_counter()
 

@@ -103,10 +103,10 @@ def test_an_existing_run_is_not_overwritten(tiny_data, tmp_path):
 
 
 # The mmap run also samples hard negatives, whose pool (state carried from epoch to epoch) must survive the kill.
-@pytest.mark.parametrize("cache, hard", [("memory", 0.0), ("mmap", 0.5)])
-def test_sigkill_then_resume_finishes_exactly_like_an_uninterrupted_run(tiny_data, tmp_path, cache, hard):
+@pytest.mark.parametrize("cache, hard, ema", [("memory", 0.0, 0.0), ("mmap", 0.5, 0.9)])
+def test_sigkill_then_resume_finishes_exactly_like_an_uninterrupted_run(tiny_data, tmp_path, cache, hard, ema):
     overrides = [*TINY, "train.epochs=6", "train.steps_per_epoch=6", "validation.max_cases=1", f"data.cache={cache}"]
-    overrides.append(f"data.hard_negative_fraction={hard}")
+    overrides += [f"data.hard_negative_fraction={hard}", f"train.ema_decay={ema}"]
     sets = [a for o in overrides for a in ("--set", o)]
     config_file = tmp_path / "c.yaml"
     config_file.write_text("seed: 3\n")
@@ -140,10 +140,10 @@ def test_sigkill_then_resume_finishes_exactly_like_an_uninterrupted_run(tiny_dat
         check=True,
         capture_output=True,
     )
-    a = load_checkpoint(run / "last.pt")["model"]
-    b = load_checkpoint(straight / "last.pt")["model"]
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"weights differ at {key}")
+    a, b = load_checkpoint(run / "last.pt"), load_checkpoint(straight / "last.pt")
+    for weights in ("model", *(["train_model"] if ema else [])):  # with averaging, the average and the trained
+        for key in a[weights]:
+            torch.testing.assert_close(a[weights][key], b[weights][key], rtol=0, atol=0, msg=f"{weights}: {key}")
     model_from_checkpoint(load_checkpoint(run / "best.pt"))
     np.testing.assert_allclose(
         [float(r["train_loss"]) for r in _rows(run)], [float(r["train_loss"]) for r in _rows(straight)]
@@ -247,6 +247,26 @@ def test_cli_trains_each_fold_and_a_killed_fold_resumes(tiny_data, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((out / "fold_1" / "split.json").read_text()) == splits[1]
     assert [int(r["epoch"]) for r in _rows(out / "fold_1")] == [1, 2]
+
+
+def test_weight_averaging_is_what_validation_and_checkpoints_predict_with(tiny_data, tmp_path):
+    """With train.ema_decay, the validated Dice and best.pt/last.pt are the moving average's, not the last step's;
+    last.pt keeps the trained weights too, for resume."""
+    steps = ["train.epochs=2", "train.steps_per_epoch=3", "validation.every=2", "validation.max_cases=1"]
+    config = load_config(None, [*TINY, *steps, "train.ema_decay=0.8"])
+    result = train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
+    last, best = load_checkpoint(tmp_path / "run" / "last.pt"), load_checkpoint(tmp_path / "run" / "best.pt")
+    assert last["ema_updates"] == 6
+    assert any(not torch.equal(last["model"][k], last["train_model"][k]) for k in last["model"])
+    for key in last["model"]:
+        torch.testing.assert_close(best["model"][key], last["model"][key], rtol=0, atol=0)
+    from brats3d.data.layouts import discover
+
+    _, val_cases = split_cases(discover(tiny_data).labelled(), config)
+    _, val_ds, _ = build_datasets([], val_cases, config, tmp_path / "cache")
+    averaged, _ = model_from_checkpoint(last)
+    scores = validate(averaged, val_ds, config, torch.device("cpu"))
+    assert scores["mean_dice"] == pytest.approx(result.history[-1]["mean_dice"], abs=1e-6)
 
 
 def test_without_validation_cases_best_pt_holds_the_final_weights(tiny_data, tmp_path):
