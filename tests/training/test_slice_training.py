@@ -56,13 +56,17 @@ def test_training_learns_the_lesion_and_splits_by_patient(trained, lgg):
     assert len(stats["channel_mean"]) == 3 and all(s > 0 for s in stats["channel_std"])
 
 
-def test_resume_continues_exactly(lgg, tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_continues_exactly(lgg, tmp_path, ema):
+    """Also with weight averaging, whose average includes the batch-norm statistics of the 2D networks."""
     constant = [*TINY, "train.scheduler=none", "train.warmup_epochs=0", "data.val_fraction=0.2"]
+    constant.append(f"train.ema_decay={ema}")
     train(load_config("lgg2d", [*constant, "train.epochs=2"]), tmp_path / "whole", data_dir=lgg, log=lambda _: None)
     train(load_config("lgg2d", [*constant, "train.epochs=1"]), tmp_path / "split", data_dir=lgg, log=lambda _: None)
     train(run_dir=tmp_path / "split", resume=True, overrides=["train.epochs=2"], log=lambda _: None)
-    whole, resumed = (load_checkpoint(tmp_path / r / "last.pt")["model"] for r in ("whole", "split"))
-    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    whole, resumed = (load_checkpoint(tmp_path / r / "last.pt") for r in ("whole", "split"))
+    for weights in ("model", *(["train_model"] if ema else [])):
+        assert all(torch.equal(whole[weights][k], resumed[weights][k]) for k in whole[weights]), weights
 
 
 def test_predict_writes_masks_of_the_input_size_and_type_with_pictures(trained, lgg, tmp_path):
