@@ -209,9 +209,9 @@ class Trainer:
     def _restore(self) -> None:
         state = load_checkpoint(self.run_dir / "last.pt", map_location=self.device)
         self.model.load_state_dict(state.get("train_model", state["model"]))
-        if self.ema is not None:
+        if self.ema is not None:  # a run resumed with averaging newly switched on starts it from these weights
             self.ema.module.load_state_dict(state["model"])
-            self.ema.n_averaged.fill_(state["ema_updates"])
+            self.ema.n_averaged.fill_(state.get("ema_updates", 0))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.best, self.history = state["epoch"], state["best_mean_dice"], state["history"]

@@ -269,6 +269,14 @@ def test_weight_averaging_is_what_validation_and_checkpoints_predict_with(tiny_d
     assert scores["mean_dice"] == pytest.approx(result.history[-1]["mean_dice"], abs=1e-6)
 
 
+def test_averaging_can_be_switched_on_when_resuming(tiny_data, tmp_path):
+    config = load_config(None, [*TINY, "data.val_fraction=0", "train.epochs=1", "train.steps_per_epoch=2"])
+    train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
+    train(run_dir=tmp_path / "run", resume=True, overrides=["train.epochs=2", "train.ema_decay=0.9"], log=print)
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["epoch"] == 2 and last["ema_updates"] == 2 and last["config"]["train"]["ema_decay"] == 0.9
+
+
 def test_without_validation_cases_best_pt_holds_the_final_weights(tiny_data, tmp_path):
     config = load_config(None, [*TINY, "data.val_fraction=0", "train.epochs=2", "train.steps_per_epoch=1"])
     result = train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
