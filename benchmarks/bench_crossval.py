@@ -18,6 +18,7 @@ Needs ../shared/data/brats18-sample (or --data). Run from benchmarks/:
     python bench_crossval.py --minutes 6 --report         # only print the tables from the JSON
     python bench_crossval.py --minutes 10 --postprocess   # choose post-processing rules from ours' probabilities
     python bench_crossval.py --minutes 10 --postprocess --tta on   # the same after predicting again with flip TTA
+    python bench_crossval.py --minutes 10 --tta on --score-rules --rules 'postprocessing.thresholds=[0.3,0.3,0.7]'
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from brats3d.data.labels import REGION_NAMES, REGION_SHORT
 from brats3d.data.layouts import discover
 from brats3d.evaluation.crossval import save_probabilities
 from brats3d.evaluation.evaluate import score_files
-from brats3d.evaluation.postprocessing import choose_postprocessing, format_scores
+from brats3d.evaluation.postprocessing import choose_postprocessing, format_scores, score_rules
 from brats3d.files import atomic_path
 from brats3d.inference.predict import PredictOptions, Predictor
 from brats3d.training.data import fold_assignment, steps_per_epoch
@@ -206,6 +207,20 @@ def postprocess(args, results: dict) -> None:
     print(f"\nrules chosen without each fold, scored on it (nested): {format_scores(evidence['nested']['mean_dice'])}")
 
 
+def score_given_rules(args, results: dict) -> None:
+    """The recipe's rules, changed by --rules, scored on ours' stored out-of-fold probabilities: mean Dice per
+    region and each case's enhancing volume (a rule examined without its search choosing it)."""
+    rules = load_config(args.config, [*args.set, *args.rules]).postprocessing
+    probabilities = run_folder(args, "ours") / f"probabilities{tta_suffix(args)}"
+    ids = {c["case"] for key, unit in results["units"].items() if key.startswith("ours") for c in unit["cases"]}
+    cases = [c for c in discover(args.data).labelled() if c.case_id in ids]
+    scores = score_rules(cases, probabilities, rules)
+    rows = [{"case": case, **{k: round(v, 3) for k, v in s.items()}} for case, s in sorted(scores.items())]
+    print(f"rules {rules} on {probabilities}")
+    print_table(rows, list(rows[0]))
+    print("mean Dice " + " ".join(f"{k} {np.mean([s[k] for s in scores.values()]):.3f}" for k in ("WT", "TC", "ET")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=6.0, help="training budget per recipe and fold")
@@ -220,6 +235,8 @@ def main() -> None:
     parser.add_argument("--json", default=str(RESULTS / "crossval.json"))
     parser.add_argument("--report", action="store_true", help="print the tables from the JSON and stop")
     parser.add_argument("--postprocess", action="store_true", help="choose rules from ours' out-of-fold probabilities")
+    parser.add_argument("--score-rules", action="store_true", help="score the recipe's rules (changed by --rules)")
+    parser.add_argument("--rules", action="append", default=[], metavar="KEY=VALUE", help="postprocessing.*")
     parser.add_argument(
         "--tta",
         choices=("recipe", "on", "off"),
@@ -232,6 +249,9 @@ def main() -> None:
     results = load_results(path, args)
     if args.report:
         report(results)
+        return
+    if args.score_rules:
+        score_given_rules(args, results)
         return
     if args.postprocess:
         if args.tta != "recipe":
