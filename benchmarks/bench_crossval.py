@@ -186,11 +186,16 @@ def repredict(args, results: dict) -> None:
                 print(f"  fold {fold}: {case_id} -> {out}")
 
 
-def postprocess(args, results: dict) -> None:
-    """`brats3d postprocess`'s search on ours' out-of-fold probabilities; rules and per-case evidence to JSON."""
-    probabilities = run_folder(args, "ours") / f"probabilities{tta_suffix(args)}"
+def ours_out_of_fold(args, results: dict) -> tuple[Path, list]:
+    """Where ours' stored out-of-fold probabilities lie (for --tta) and the cases scored so far."""
     ids = {c["case"] for key, unit in results["units"].items() if key.startswith("ours") for c in unit["cases"]}
     cases = [c for c in discover(args.data).labelled() if c.case_id in ids]
+    return run_folder(args, "ours") / f"probabilities{tta_suffix(args)}", cases
+
+
+def postprocess(args, results: dict) -> None:
+    """`brats3d postprocess`'s search on ours' out-of-fold probabilities; rules and per-case evidence to JSON."""
+    probabilities, cases = ours_out_of_fold(args, results)
     rules, evidence = choose_postprocessing(cases, probabilities, folds=results["assignment"])
     path = Path(args.json).with_name(f"{Path(args.json).stem}_postprocessing{tta_suffix(args)}.json")
     rules.save(path, evidence)
@@ -211,9 +216,7 @@ def score_given_rules(args, results: dict) -> None:
     """The recipe's rules, changed by --rules, scored on ours' stored out-of-fold probabilities: mean Dice per
     region and each case's enhancing volume (a rule examined without its search choosing it)."""
     rules = load_config(args.config, [*args.set, *args.rules]).postprocessing
-    probabilities = run_folder(args, "ours") / f"probabilities{tta_suffix(args)}"
-    ids = {c["case"] for key, unit in results["units"].items() if key.startswith("ours") for c in unit["cases"]}
-    cases = [c for c in discover(args.data).labelled() if c.case_id in ids]
+    probabilities, cases = ours_out_of_fold(args, results)
     scores = score_rules(cases, probabilities, rules)
     rows = [{"case": case, **{k: round(v, 3) for k, v in s.items()}} for case, s in sorted(scores.items())]
     print(f"rules {rules} on {probabilities}")

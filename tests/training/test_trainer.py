@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from brats3d.config import load_config
+from brats3d.data.layouts import discover
 from brats3d.data.synthetic import write_dataset
 from brats3d.errors import BratsInputError
 from brats3d.models import build_network
@@ -56,8 +57,6 @@ def test_training_beats_an_untrained_model_on_whole_scans(tiny_data, tmp_path):
     config = load_config(None, [*TINY, "train.epochs=10", "train.steps_per_epoch=8", "validation.every=10"])
     config.data.root = str(tiny_data)
     torch.manual_seed(config.seed)
-    from brats3d.data.layouts import discover
-
     train_cases, val_cases = split_cases(discover(tiny_data).labelled(), config)
     _, val_ds, _ = build_datasets(train_cases, val_cases, config, tmp_path / "cache")
     untrained = build_network("unet3d", config.data.patch_size, "regions", config.model.kwargs)
@@ -260,8 +259,6 @@ def test_weight_averaging_is_what_validation_and_checkpoints_predict_with(tiny_d
     assert any(not torch.equal(last["model"][k], last["train_model"][k]) for k in last["model"])
     for key in last["model"]:
         torch.testing.assert_close(best["model"][key], last["model"][key], rtol=0, atol=0)
-    from brats3d.data.layouts import discover
-
     _, val_cases = split_cases(discover(tiny_data).labelled(), config)
     _, val_ds, _ = build_datasets([], val_cases, config, tmp_path / "cache")
     averaged, _ = model_from_checkpoint(last)
@@ -272,7 +269,8 @@ def test_weight_averaging_is_what_validation_and_checkpoints_predict_with(tiny_d
 def test_averaging_can_be_switched_on_when_resuming(tiny_data, tmp_path):
     config = load_config(None, [*TINY, "data.val_fraction=0", "train.epochs=1", "train.steps_per_epoch=2"])
     train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
-    train(run_dir=tmp_path / "run", resume=True, overrides=["train.epochs=2", "train.ema_decay=0.9"], log=print)
+    averaging = ["train.epochs=2", "train.ema_decay=0.9"]
+    train(run_dir=tmp_path / "run", resume=True, overrides=averaging, log=lambda _: None)
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert last["epoch"] == 2 and last["ema_updates"] == 2 and last["config"]["train"]["ema_decay"] == 0.9
 
