@@ -55,6 +55,7 @@ class DataConfig:
     noise_std: float = 0.1  # standard deviation of the Gaussian-noise augmentation (0: none)
     low_resolution_prob: float = 0.0  # chance a patch is resampled at 0.5-1x resolution and back (nnU-Net's)
     contrast_prob: float = 0.0  # chance a patch's contrast is scaled by 0.75-1.25 about its mean (nnU-Net's)
+    bias_field_prob: float = 0.0  # chance a drawn case gets a smooth coil-like gain (1.5-1.8-fold over the brain)
 
 
 @dataclass
@@ -159,6 +160,7 @@ class RunConfig(_Saved):
             "noise_std": d.noise_std,
             "low_resolution_prob": d.low_resolution_prob,
             "contrast_prob": d.contrast_prob,
+            "bias_field_prob": d.bias_field_prob,
         }
         return {**arguments, **changes}
 
@@ -364,7 +366,7 @@ def validate(config: RunConfig, source: object = None) -> None:
     d, t = config.data, config.train
     if len(d.patch_size) != 3 or min(d.patch_size) < 8:
         raise BratsInputError(source, f"data.patch_size must be three sizes >= 8, got {d.patch_size}")
-    shares = ("min_tumour_fraction", "unbiased_fraction", "hard_negative_fraction")
+    shares = ("min_tumour_fraction", "unbiased_fraction", "hard_negative_fraction", "bias_field_prob")
     outside = [f"data.{name}" for name in shares if not 0 <= getattr(d, name) <= 1]
     if outside:
         raise BratsInputError(source, f"{' and '.join(outside)} must lie in [0, 1]")
@@ -372,6 +374,8 @@ def validate(config: RunConfig, source: object = None) -> None:
         raise BratsInputError(
             source, f"data.normalisation of a 3D config must be brain or slice, not {d.normalisation!r}"
         )
+    if d.bias_field_prob and d.normalisation != "brain":
+        raise BratsInputError(source, "data.bias_field_prob needs data.normalisation: brain")
     if d.layout is not None and d.layout not in {layout.value for layout in Layout}:
         raise BratsInputError(
             source, f"data.layout of a 3D config must be msd, brats2021 or brats2023, not {d.layout!r}"

@@ -30,7 +30,7 @@ from monai.transforms import (
 
 from brats3d.data.brain import is_brain
 from brats3d.data.targets import REGIONS
-from brats3d.transforms.intensity import brain_normalisation
+from brats3d.transforms.intensity import RandBrainBiasFieldd, brain_normalisation
 from brats3d.transforms.loading import LoadCased
 from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
 from brats3d.transforms.targets import LabelToTargetd
@@ -108,15 +108,21 @@ def build_train_transforms(
     noise_std: float = 0.1,
     low_resolution_prob: float = 0.0,
     contrast_prob: float = 0.0,
+    bias_field_prob: float = 0.0,
 ) -> Compose:
-    """Cached part (load, crop, normalise, pad, patch index) then random part (patches, augmentation, target)."""
+    """Cached part (load, crop, normalise, pad, patch index) then random part (patches, augmentation, target).
+
+    The bias field, when on, is drawn over the whole case before its patches are cut (``RandBrainBiasFieldd``).
+    """
     keys = ["image", "label"]
     chain = [
         *_load_and_crop(reader, per_slice_norm),
         SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),
         FindTumourPatchesd(patch_size, min_tumour_fraction, class_balance=class_balance),
-        RandTumourPatchd(keys, patch_size, samples_per_case, unbiased_fraction, hard_negative_fraction),
     ]
+    if augment and bias_field_prob:
+        chain.append(RandBrainBiasFieldd("image", bias_field_prob))
+    chain.append(RandTumourPatchd(keys, patch_size, samples_per_case, unbiased_fraction, hard_negative_fraction))
     if augment:
         chain += augmentation(keys, noise_std, low_resolution_prob, contrast_prob)
     chain += [LabelToTargetd(target), EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False)]
