@@ -50,6 +50,10 @@ def test_cross_field_rules():
     for config in (None, "demo2d"):  # the 3D and the 2D schema share the training keys
         with pytest.raises(BratsInputError, match=r"train\.ema_decay must lie in \[0, 1\)"):
             load_config(config, ["train.ema_decay=1.0"])
+    with pytest.raises(BratsInputError, match=r"data\.bias_field_prob must lie in \[0, 1\]"):
+        load_config(None, ["data.bias_field_prob=1.5"])
+    with pytest.raises(BratsInputError, match=r"bias_field_prob needs data\.normalisation: brain"):
+        load_config(None, ["data.bias_field_prob=0.3", "data.normalisation=slice"])
 
 
 def test_saved_config_round_trips(tmp_path):

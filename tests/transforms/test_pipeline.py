@@ -5,6 +5,8 @@ import torch
 
 from brats3d.data.layouts import discover
 from brats3d.transforms import NormalizeSlicesd, build_train_transforms, build_val_transforms
+from brats3d.transforms.intensity import RandBrainBiasFieldd, brain_normalisation
+from brats3d.transforms.sampling import RandTumourPatchd
 
 
 @pytest.fixture
@@ -79,3 +81,47 @@ def test_optional_contrast_and_low_resolution_augmentations_change_the_image_onl
         assert augmented["image"].shape == plain["image"].shape == (4, 32, 32, 16)
         assert torch.equal(augmented["label"], plain["label"])
         assert not torch.allclose(augmented["image"], plain["image"])
+
+
+def test_bias_field_is_drawn_over_the_whole_case_before_patches_and_only_with_augmentation(case_dict):
+    def kinds(**settings) -> list[type]:
+        return [type(t) for t in build_train_transforms(patch_size=(32, 32, 16), **settings).transforms]
+
+    chain = kinds(bias_field_prob=0.5)
+    assert chain.index(RandBrainBiasFieldd) == chain.index(RandTumourPatchd) - 1
+    assert RandBrainBiasFieldd not in kinds(bias_field_prob=0.0)
+    assert RandBrainBiasFieldd not in kinds(bias_field_prob=0.5, augment=False)
+    chain = build_train_transforms(patch_size=(32, 32, 16), samples_per_case=2, bias_field_prob=1.0)
+    chain.set_random_state(0)
+    for patch in chain(case_dict):
+        assert patch["image"].shape == (4, 32, 32, 16) and torch.isfinite(patch["image"]).all()
+
+
+def test_bias_field_shades_average_tissue_smoothly_and_keeps_the_brain_standardised():
+    # Two tissues (raw 100 and 200) in a ball, standardised: each tissue is one value before the field. One
+    # voxel of raw 1 is the darkest brain, which the field leaves in place as it does raw zero.
+    grid = np.indices((40, 40, 24)).astype(np.float32)
+    ball = ((grid - np.array([20, 20, 12])[:, None, None, None]) ** 2).sum(0) < 11**2
+    raw = np.where(ball, np.where(grid[0] < 20, 100.0, 200.0), 0).astype(np.float32)
+    raw[20, 20, 12] = 1.0
+    image = brain_normalisation("image")({"image": np.stack([raw, raw / 2])})["image"]
+    image = np.asarray(image)
+    out = RandBrainBiasFieldd("image", prob=1.0).set_random_state(0)({"image": image})["image"]
+
+    assert out.shape == image.shape and np.all(out[:, ~ball] == 0)
+    for channel in out:  # re-standardised from every 8th voxel, so nearly, not exactly
+        assert abs(channel[ball].mean()) < 0.1 and abs(channel[ball].std() - 1) < 0.1
+    dark = raw == 100
+    assert out[0][dark].std() > 0.02  # one tissue is no longer one value: the field shades it
+    neighbours = np.abs(np.diff(out[0], axis=1))[dark[:, 1:] & dark[:, :-1]]
+    assert neighbours.max() < 0.1 * np.ptp(out[0][dark]) + 1e-6  # smoothly, not voxel by voxel
+    np.testing.assert_allclose(out[0], out[1], atol=1e-4)  # one coil: both channels get the same field
+    # The field multiplies raw-like intensity: side by side, where the gain is the same, the bright tissue stays
+    # (200 - 1) / (100 - 1) times as far above the darkest voxel as the dark tissue (multiplying standardised
+    # values instead would not keep that ratio).
+    zero = out[0, 20, 20, 12]
+    across = ball[19] & (raw[20] == 200)
+    ratio = (out[0, 20][across] - zero) / (out[0, 19][across] - zero)
+    np.testing.assert_allclose(ratio, 199 / 99, rtol=0.05)
+    again = RandBrainBiasFieldd("image", prob=1.0).set_random_state(0)({"image": image})["image"]
+    np.testing.assert_array_equal(out, again)
