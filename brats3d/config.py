@@ -55,6 +55,8 @@ class DataConfig:
     noise_std: float = 0.1  # standard deviation of the Gaussian-noise augmentation (0: none)
     low_resolution_prob: float = 0.0  # chance a patch is resampled at 0.5-1x resolution and back (nnU-Net's)
     contrast_prob: float = 0.0  # chance a patch's contrast is scaled by 0.75-1.25 about its mean (nnU-Net's)
+    rotation_degrees: float = 15.0  # in-plane rotation of up to this angle, for one patch in five
+    scaling: float = 0.1  # in-plane scaling by 1 +- this, for one patch in five
     bias_field_prob: float = 0.0  # chance a drawn case gets a smooth coil-like gain (1.5-1.8-fold over the brain)
 
 
@@ -161,6 +163,8 @@ class RunConfig(_Saved):
             "low_resolution_prob": d.low_resolution_prob,
             "contrast_prob": d.contrast_prob,
             "bias_field_prob": d.bias_field_prob,
+            "rotation_degrees": d.rotation_degrees,
+            "scaling": d.scaling,
         }
         return {**arguments, **changes}
 
@@ -373,6 +377,12 @@ def validate(config: RunConfig, source: object = None) -> None:
     if d.normalisation not in ("brain", "slice"):
         raise BratsInputError(
             source, f"data.normalisation of a 3D config must be brain or slice, not {d.normalisation!r}"
+        )
+    if not 0 <= d.rotation_degrees <= 180 or not 0 <= d.scaling < 1:
+        raise BratsInputError(
+            source,
+            f"data.rotation_degrees must lie in [0, 180] and data.scaling in [0, 1), got "
+            f"{d.rotation_degrees} and {d.scaling}",
         )
     if d.bias_field_prob and d.normalisation != "brain":
         raise BratsInputError(source, "data.bias_field_prob needs data.normalisation: brain")

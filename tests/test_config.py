@@ -54,6 +54,8 @@ def test_cross_field_rules():
         load_config(None, ["data.bias_field_prob=1.5"])
     with pytest.raises(BratsInputError, match=r"bias_field_prob needs data\.normalisation: brain"):
         load_config(None, ["data.bias_field_prob=0.3", "data.normalisation=slice"])
+    with pytest.raises(BratsInputError, match=r"data\.rotation_degrees must lie in \[0, 180\] and data\.scaling"):
+        load_config(None, ["data.scaling=1.5"])
 
 
 def test_saved_config_round_trips(tmp_path):

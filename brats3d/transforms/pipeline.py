@@ -58,16 +58,21 @@ def _load_and_crop(reader: str, per_slice_norm: bool, with_label: bool = True, k
 
 
 def augmentation(
-    keys: Sequence[str], noise_std: float = 0.1, low_resolution_prob: float = 0.0, contrast_prob: float = 0.0
+    keys: Sequence[str],
+    noise_std: float = 0.1,
+    low_resolution_prob: float = 0.0,
+    contrast_prob: float = 0.0,
+    rotation_degrees: float = 15.0,
+    scaling: float = 0.1,
 ) -> list:
     """Random spatial and intensity changes of a patch, as nnU-Net and the BraTS winners use them, at modest rates
     because a CPU budget sees only a few thousand steps.
 
-    Spatial: flips on every axis; with probability 0.2 a rotation of up to 15° in the axial plane and a scaling of
-    ±10 % in-plane (patches are thin, 16 slices, so nothing rotates out of the axial plane). Intensity, per patch:
-    gamma (contrast) 0.7-1.5, scale and shift of ±0.1 standard deviations, Gaussian noise, a slight blur. Optional,
-    as nnU-Net has them: contrast scaled about the patch mean, and a patch resampled at lower resolution and back
-    (scans from older scanners, thicker slices).
+    Spatial: flips on every axis; with probability 0.2 a rotation of up to ``rotation_degrees`` (15°) in the axial
+    plane and a scaling of ±``scaling`` (10 %) in-plane (patches are thin, 16 slices, so nothing rotates out of the
+    axial plane). Intensity, per patch: gamma (contrast) 0.7-1.5, scale and shift of ±0.1 standard deviations,
+    Gaussian noise, a slight blur. Optional, as nnU-Net has them: contrast scaled about the patch mean, and a patch
+    resampled at lower resolution and back (scans from older scanners, thicker slices).
     """
     image_key = keys[0]
     return [
@@ -75,8 +80,8 @@ def augmentation(
         RandAffined(
             keys=keys,
             prob=0.2,
-            rotate_range=(0.0, 0.0, np.pi / 12),
-            scale_range=(0.1, 0.1, 0.0),
+            rotate_range=(0.0, 0.0, np.deg2rad(rotation_degrees)),
+            scale_range=(scaling, scaling, 0.0),
             mode=("bilinear", "nearest"),
             padding_mode="zeros",
         ),
@@ -109,6 +114,8 @@ def build_train_transforms(
     low_resolution_prob: float = 0.0,
     contrast_prob: float = 0.0,
     bias_field_prob: float = 0.0,
+    rotation_degrees: float = 15.0,
+    scaling: float = 0.1,
 ) -> Compose:
     """Cached part (load, crop, normalise, pad, patch index) then random part (patches, augmentation, target).
 
@@ -124,7 +131,7 @@ def build_train_transforms(
         chain.append(RandBrainBiasFieldd("image", bias_field_prob))
     chain.append(RandTumourPatchd(keys, patch_size, samples_per_case, unbiased_fraction, hard_negative_fraction))
     if augment:
-        chain += augmentation(keys, noise_std, low_resolution_prob, contrast_prob)
+        chain += augmentation(keys, noise_std, low_resolution_prob, contrast_prob, rotation_degrees, scaling)
     chain += [LabelToTargetd(target), EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False)]
     return Compose(chain)
 

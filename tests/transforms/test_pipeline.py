@@ -2,6 +2,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from monai.transforms import RandAffined
 
 from brats3d.data.layouts import discover
 from brats3d.transforms import NormalizeSlicesd, build_train_transforms, build_val_transforms
@@ -81,6 +82,19 @@ def test_optional_contrast_and_low_resolution_augmentations_change_the_image_onl
         assert augmented["image"].shape == plain["image"].shape == (4, 32, 32, 16)
         assert torch.equal(augmented["label"], plain["label"])
         assert not torch.allclose(augmented["image"], plain["image"])
+
+
+def test_rotation_and_scaling_ranges_reach_the_affine_augmentation():
+    def affine_ranges(**settings) -> tuple:
+        chain = build_train_transforms(patch_size=(32, 32, 16), **settings)
+        (affine,) = [t for t in chain.transforms if isinstance(t, RandAffined)]
+        grid = affine.rand_affine.rand_affine_grid
+        return tuple(grid.rotate_range), tuple(grid.scale_range)
+
+    rotation, scaling = affine_ranges()
+    assert rotation == pytest.approx((0, 0, np.pi / 12)) and scaling == pytest.approx((0.1, 0.1, 0))
+    rotation, scaling = affine_ranges(rotation_degrees=30.0, scaling=0.25)
+    assert rotation == pytest.approx((0, 0, np.pi / 6)) and scaling == pytest.approx((0.25, 0.25, 0))  # in-plane
 
 
 def test_bias_field_is_drawn_over_the_whole_case_before_patches_and_only_with_augmentation(case_dict):
