@@ -189,6 +189,8 @@ def repredict(args, results: dict) -> None:
 def ours_out_of_fold(args, results: dict) -> tuple[Path, list]:
     """Where ours' stored out-of-fold probabilities lie (for --tta) and the cases scored so far."""
     ids = {c["case"] for key, unit in results["units"].items() if key.startswith("ours") for c in unit["cases"]}
+    if not ids:
+        raise SystemExit(f"{args.json}: no out-of-fold cases of ours scored yet; run the folds with this --json first")
     cases = [c for c in discover(args.data).labelled() if c.case_id in ids]
     return run_folder(args, "ours") / f"probabilities{tta_suffix(args)}", cases
 
