@@ -39,7 +39,7 @@ from brats3d.data.labels import REGION_NAMES, REGION_SHORT
 from brats3d.data.layouts import discover
 from brats3d.evaluation.crossval import save_probabilities
 from brats3d.evaluation.evaluate import score_files
-from brats3d.evaluation.postprocessing import choose_postprocessing, format_scores, score_rules
+from brats3d.evaluation.postprocessing import choose_postprocessing, format_scores, mean_dice_of, score_rules
 from brats3d.files import atomic_path
 from brats3d.inference.predict import PredictOptions, Predictor
 from brats3d.training.data import fold_assignment, steps_per_epoch
@@ -223,7 +223,7 @@ def score_given_rules(args, results: dict) -> None:
     rows = [{"case": case, **{k: round(v, 3) for k, v in s.items()}} for case, s in sorted(scores.items())]
     print(f"rules {rules} on {probabilities}")
     print_table(rows, list(rows[0]))
-    print("mean Dice " + " ".join(f"{k} {np.mean([s[k] for s in scores.values()]):.3f}" for k in ("WT", "TC", "ET")))
+    print(f"mean Dice {format_scores(mean_dice_of(scores))}")
 
 
 def main() -> None:

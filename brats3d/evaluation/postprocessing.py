@@ -80,6 +80,11 @@ def score_rules(cases: list[Case], probability_dir: str | Path, rules: PostProce
     return {c.case_id: c.summary(rules) for c in (_Case(case, Path(probability_dir)) for case in cases)}
 
 
+def mean_dice_of(summaries: dict[str, dict]) -> dict[str, float]:
+    """Mean Dice per region name over per-case summaries (``score_rules``' values), for ``format_scores``."""
+    return {n: round(float(np.mean([s[REGION_SHORT[n]] for s in summaries.values()])), 4) for n in REGION_NAMES}
+
+
 def choose_postprocessing(
     cases: list[Case], probability_dir: str | Path, log=print, folds: list[list[str]] | None = None
 ) -> tuple[PostProcessing, dict]:
@@ -100,8 +105,7 @@ def _nested_estimate(loaded: list[_Case], folds: list[list[str]]) -> dict:
         chosen, _ = _search([c for c in loaded if c.case_id not in held_out], lambda _: None)
         per_fold.append(asdict(chosen))
         per_case.update({c.case_id: c.summary(chosen) for c in loaded if c.case_id in held_out})
-    means = {n: round(float(np.mean([s[REGION_SHORT[n]] for s in per_case.values()])), 4) for n in REGION_NAMES}
-    return {"mean_dice": means, "rules_per_fold": per_fold, "per_case": per_case}
+    return {"mean_dice": mean_dice_of(per_case), "rules_per_fold": per_fold, "per_case": per_case}
 
 
 def _search(loaded: list[_Case], log) -> tuple[PostProcessing, dict]:
