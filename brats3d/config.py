@@ -370,7 +370,14 @@ def validate(config: RunConfig, source: object = None) -> None:
     d, t = config.data, config.train
     if len(d.patch_size) != 3 or min(d.patch_size) < 8:
         raise BratsInputError(source, f"data.patch_size must be three sizes >= 8, got {d.patch_size}")
-    shares = ("min_tumour_fraction", "unbiased_fraction", "hard_negative_fraction", "bias_field_prob")
+    shares = (
+        "min_tumour_fraction",
+        "unbiased_fraction",
+        "hard_negative_fraction",
+        "bias_field_prob",
+        "contrast_prob",  # MONAI would clip a share outside [0, 1] silently
+        "low_resolution_prob",
+    )
     outside = [f"data.{name}" for name in shares if not 0 <= getattr(d, name) <= 1]
     if outside:
         raise BratsInputError(source, f"{' and '.join(outside)} must lie in [0, 1]")

@@ -52,6 +52,9 @@ def test_cross_field_rules():
             load_config(config, ["train.ema_decay=1.0"])
     with pytest.raises(BratsInputError, match=r"data\.bias_field_prob must lie in \[0, 1\]"):
         load_config(None, ["data.bias_field_prob=1.5"])
+    both = r"data\.contrast_prob and data\.low_resolution_prob must lie in \[0, 1\]"
+    with pytest.raises(BratsInputError, match=both):
+        load_config(None, ["data.contrast_prob=-0.1", "data.low_resolution_prob=2"])
     with pytest.raises(BratsInputError, match=r"bias_field_prob needs data\.normalisation: brain"):
         load_config(None, ["data.bias_field_prob=0.3", "data.normalisation=slice"])
     with pytest.raises(BratsInputError, match=r"data\.rotation_degrees must lie in \[0, 180\] and data\.scaling"):
