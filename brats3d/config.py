@@ -58,6 +58,7 @@ class DataConfig:
     rotation_degrees: float = 15.0  # in-plane rotation of up to this angle, for one patch in five
     scaling: float = 0.1  # in-plane scaling by 1 +- this, for one patch in five
     bias_field_prob: float = 0.0  # chance a drawn case gets a smooth coil-like gain (1.5-1.8-fold over the brain)
+    intensity_per_channel: bool = False  # intensity scale and shift drawn for each MRI channel, not one for all four
 
 
 @dataclass
@@ -165,6 +166,7 @@ class RunConfig(_Saved):
             "bias_field_prob": d.bias_field_prob,
             "rotation_degrees": d.rotation_degrees,
             "scaling": d.scaling,
+            "intensity_per_channel": d.intensity_per_channel,
         }
         return {**arguments, **changes}
 

@@ -64,6 +64,7 @@ def augmentation(
     contrast_prob: float = 0.0,
     rotation_degrees: float = 15.0,
     scaling: float = 0.1,
+    intensity_per_channel: bool = False,
 ) -> list:
     """Random spatial and intensity changes of a patch, as nnU-Net and the BraTS winners use them, at modest rates
     because a CPU budget sees only a few thousand steps.
@@ -72,7 +73,9 @@ def augmentation(
     plane and a scaling of ±``scaling`` (10 %) in-plane (patches are thin, 16 slices, so nothing rotates out of the
     axial plane). Intensity, per patch: gamma (contrast) 0.7-1.5, scale and shift of ±0.1 standard deviations,
     Gaussian noise, a slight blur. Optional, as nnU-Net has them: contrast scaled about the patch mean, and a patch
-    resampled at lower resolution and back (scans from older scanners, thicker slices).
+    resampled at lower resolution and back (scans from older scanners, thicker slices). ``intensity_per_channel``
+    draws the scale and shift for each MRI channel apart (as the BraTS 2018 winner did), so that one sequence can
+    come out brighter than the others, as it does between scanners.
     """
     image_key = keys[0]
     return [
@@ -86,8 +89,8 @@ def augmentation(
             padding_mode="zeros",
         ),
         RandAdjustContrastd(keys=image_key, prob=0.15, gamma=(0.7, 1.5)),
-        RandScaleIntensityd(keys=image_key, factors=0.1, prob=1.0),
-        RandShiftIntensityd(keys=image_key, offsets=0.1, prob=1.0),
+        RandScaleIntensityd(keys=image_key, factors=0.1, prob=1.0, channel_wise=intensity_per_channel),
+        RandShiftIntensityd(keys=image_key, offsets=0.1, prob=1.0, channel_wise=intensity_per_channel),
         *([RandGaussianNoised(keys=image_key, prob=0.15, std=noise_std)] if noise_std > 0 else []),
         RandGaussianSmoothd(keys=image_key, prob=0.1, sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0), sigma_z=(0.5, 1.0)),
         *([RandScaleIntensityFixedMeand(keys=image_key, factors=0.25, prob=contrast_prob)] if contrast_prob else []),
@@ -116,6 +119,7 @@ def build_train_transforms(
     bias_field_prob: float = 0.0,
     rotation_degrees: float = 15.0,
     scaling: float = 0.1,
+    intensity_per_channel: bool = False,
 ) -> Compose:
     """Cached part (load, crop, normalise, pad, patch index) then random part (patches, augmentation, target).
 
@@ -131,7 +135,9 @@ def build_train_transforms(
         chain.append(RandBrainBiasFieldd("image", bias_field_prob))
     chain.append(RandTumourPatchd(keys, patch_size, samples_per_case, unbiased_fraction, hard_negative_fraction))
     if augment:
-        chain += augmentation(keys, noise_std, low_resolution_prob, contrast_prob, rotation_degrees, scaling)
+        chain += augmentation(
+            keys, noise_std, low_resolution_prob, contrast_prob, rotation_degrees, scaling, intensity_per_channel
+        )
     chain += [LabelToTargetd(target), EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False)]
     return Compose(chain)
 
