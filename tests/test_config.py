@@ -1,8 +1,11 @@
+import inspect
+
 import pytest
 import yaml
 
 from brats3d.config import RunConfig, SliceRunConfig, config_from_dict, load_config
 from brats3d.errors import BratsInputError
+from brats3d.transforms import build_train_transforms
 
 
 def _write(tmp_path, text):
@@ -59,6 +62,12 @@ def test_cross_field_rules():
         load_config(None, ["data.bias_field_prob=0.3", "data.normalisation=slice"])
     with pytest.raises(BratsInputError, match=r"data\.rotation_degrees must lie in \[0, 180\] and data\.scaling"):
         load_config(None, ["data.scaling=1.5"])
+
+
+def test_every_training_transform_setting_comes_from_the_config():
+    arguments = load_config(None, ["data.intensity_per_channel=true"]).train_transform_arguments()
+    assert set(arguments) == set(inspect.signature(build_train_transforms).parameters)  # none left at its default
+    assert arguments["intensity_per_channel"] is True
 
 
 def test_saved_config_round_trips(tmp_path):

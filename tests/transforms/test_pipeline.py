@@ -2,11 +2,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.transforms import RandAffined
+from monai.transforms import Compose, RandAffined, RandScaleIntensityd, RandShiftIntensityd
 
 from brats3d.data.layouts import discover
 from brats3d.transforms import NormalizeSlicesd, build_train_transforms, build_val_transforms
 from brats3d.transforms.intensity import RandBrainBiasFieldd, brain_normalisation
+from brats3d.transforms.pipeline import augmentation
 from brats3d.transforms.sampling import RandTumourPatchd
 
 
@@ -95,6 +96,18 @@ def test_rotation_and_scaling_ranges_reach_the_affine_augmentation():
     assert rotation == pytest.approx((0, 0, np.pi / 12)) and scaling == pytest.approx((0.1, 0.1, 0))
     rotation, scaling = affine_ranges(rotation_degrees=30.0, scaling=0.25)
     assert rotation == pytest.approx((0, 0, np.pi / 6)) and scaling == pytest.approx((0.25, 0.25, 0))  # in-plane
+
+
+def test_intensity_scale_and_shift_are_drawn_per_channel_only_when_asked():
+    def channel_values(per_channel: bool) -> torch.Tensor:
+        steps = augmentation(["image", "label"], intensity_per_channel=per_channel)
+        chain = Compose([t for t in steps if isinstance(t, (RandScaleIntensityd, RandShiftIntensityd))])
+        chain.set_random_state(1)
+        return chain({"image": torch.ones(4, 8, 8, 4)})["image"][:, 0, 0, 0]
+
+    joint, apart = channel_values(False), channel_values(True)
+    assert torch.allclose(joint, joint[0]) and not torch.allclose(joint, torch.ones(4))
+    assert len(set(apart.tolist())) == 4  # one scale and shift drawn for each MRI channel
 
 
 def test_bias_field_is_drawn_over_the_whole_case_before_patches_and_only_with_augmentation(case_dict):
