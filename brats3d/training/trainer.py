@@ -35,7 +35,14 @@ from brats3d.files import atomic_path, check_output_location, ensure_output_dir
 from brats3d.inference.predict import PredictOptions, segment_cropped
 from brats3d.models import build_network
 from brats3d.models.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
-from brats3d.models.device import amp_dtype, autocast, available_cores, needs_grad_scaler, select_device
+from brats3d.models.device import (
+    amp_dtype,
+    autocast,
+    available_cores,
+    needs_grad_scaler,
+    select_device,
+    to_training_device,
+)
 from brats3d.models.losses import DeeplySupervised, build_loss
 from brats3d.training import distributed as dist
 from brats3d.training.data import (
@@ -174,7 +181,7 @@ class Trainer:
         self.workers = loader_workers(c, self.device.type, self.world)
         torch.set_num_threads(c.train.threads or max(1, available_cores() // self.world - self.workers))
         set_determinism(seed=c.seed + self.rank)
-        self.model = self.build_model().to(self.device)
+        self.model = to_training_device(self.build_model(), self.device)
         self.loss_fn = DeeplySupervised(build_loss(c.loss.name, self.target, c.loss.smooth))
         self.optimizer = build_optimizer(self.model, c)
         self.scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(self.device, c.train.amp))
