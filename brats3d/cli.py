@@ -12,7 +12,7 @@ from brats3d.config import DEFAULT_CONFIG, load_config, packaged_configs
 from brats3d.data.layouts import MODALITIES, Layout
 from brats3d.data.slices import SliceLayout
 from brats3d.errors import BratsInputError, find_input_error
-from brats3d.files import ensure_output_dir
+from brats3d.files import ensure_output_dir, settle_outputs
 
 LAYOUT_CHOICES = tuple(layout.value for layout in Layout)
 SLICE_LAYOUTS = tuple(layout.value for layout in SliceLayout)
@@ -560,6 +560,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``brats3d`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    code = 1
+    try:
+        code = _run(args)
+        return code
+    finally:  # a failure (an exit code or an exception) leaves no empty output folder behind
+        settle_outputs(failed=code != 0)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command's exit code, with input errors (also from MONAI transforms and loader workers) as one line."""
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

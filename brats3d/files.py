@@ -2,7 +2,8 @@
 
 A file is written under a hidden temporary name in the target's folder and renamed onto the target. The temporary
 name carries the writer's process id, so a later write into the same folder removes what a killed writer left
-behind (its process is gone) without touching the temporary file of a writer still at work.
+behind (its process is gone) without touching the temporary file of a writer still at work. A command that fails
+removes the output folders it created and left empty (``settle_outputs``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from brats3d.errors import BratsInputError
 
 _TMP_MARK = ".tmp"
+_created_folders: list[Path] = []  # output folders this process created, parents first (see settle_outputs)
 
 
 def current_umask() -> int:
@@ -74,12 +76,14 @@ def check_output_location(path: str | Path) -> None:
 def ensure_output_dir(path: str | Path) -> Path:
     """Create ``path`` (and parents) and check it can be written, before any work: a one-line error otherwise."""
     path = Path(path)
+    new = [p for p in (*reversed(path.absolute().parents), path.absolute()) if not p.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError as exc:
         raise BratsInputError(path, "output folder is an existing file; choose another --out") from exc
     except OSError as exc:
         raise BratsInputError(path, f"cannot create the output folder ({exc.strerror or exc})") from exc
+    _created_folders.extend(new)
     if not path.is_dir():
         raise BratsInputError(path, "output folder is an existing file; choose another --out")
     try:
@@ -88,6 +92,17 @@ def ensure_output_dir(path: str | Path) -> Path:
     except OSError as exc:
         raise BratsInputError(path, f"cannot write into the output folder ({exc.strerror or exc})") from exc
     return path
+
+
+def settle_outputs(failed: bool) -> None:
+    """End of a command: when it failed, remove the output folders it created that are still empty, deepest
+    first, so that a command failing before it wrote anything leaves no trace. A folder that existed before, or
+    that holds anything, is kept."""
+    while _created_folders:
+        folder = _created_folders.pop()
+        if failed:
+            with contextlib.suppress(OSError):  # not empty (kept), or already gone
+                folder.rmdir()
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 import pytest
 
 from brats3d.errors import BratsInputError
-from brats3d.files import atomic_path
+from brats3d.files import atomic_path, ensure_output_dir, settle_outputs
 
 
 def test_output_appears_only_when_complete(tmp_path):
@@ -32,3 +32,21 @@ def test_an_input_is_never_overwritten(tmp_path):
     with pytest.raises(BratsInputError, match="refusing to overwrite an input"), atomic_path(scan, protect=[scan]):
         pass
     assert scan.read_bytes() == b"precious"
+
+
+def test_a_failed_command_leaves_no_empty_output_folder_but_keeps_what_was_there(tmp_path):
+    kept = tmp_path / "existing"
+    kept.mkdir()
+    ensure_output_dir(kept)
+    ensure_output_dir(tmp_path / "new" / "deep")
+    ensure_output_dir(tmp_path / "written")
+    (tmp_path / "written" / "seg.nii.gz").write_bytes(b"result")
+    settle_outputs(failed=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing", "written"]
+
+
+def test_a_successful_command_keeps_its_empty_output_folder(tmp_path):
+    ensure_output_dir(tmp_path / "out")
+    settle_outputs(failed=False)
+    settle_outputs(failed=True)  # a later failure in the same process does not reach back
+    assert (tmp_path / "out").is_dir()

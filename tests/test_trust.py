@@ -198,6 +198,16 @@ def test_predict_over_a_folder_goes_on_past_a_bad_case(checkpoint, make_dataset,
     assert len(list(out.glob("*_seg.nii.gz"))) == 2 and not list(out.glob(".*"))
 
 
+def test_a_failed_single_case_predict_leaves_no_output_folder(checkpoint, make_dataset, tmp_path, capsys):
+    root = make_dataset("brats2021", cases=1, shape=(40, 40, 24))
+    case = next(root.iterdir())
+    _truncate(next(case.glob("*_t1.nii.gz")))
+    out = tmp_path / "new" / "predictions"
+    assert main(["predict", str(case), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
+    assert "file is truncated" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 def test_evaluate_over_a_folder_scores_the_good_cases_and_lists_the_bad(make_dataset, tmp_path, capsys):
     ref = make_dataset("brats2021", cases=3, shape=(32, 32, 16))
     pred = tmp_path / "pred"
