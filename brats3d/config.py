@@ -57,6 +57,7 @@ class DataConfig:
     contrast_prob: float = 0.0  # chance a patch's contrast is scaled by 0.75-1.25 about its mean (nnU-Net's)
     rotation_degrees: float = 15.0  # in-plane rotation of up to this angle, for one patch in five
     scaling: float = 0.1  # in-plane scaling by 1 +- this, for one patch in five
+    elastic_prob: float = 0.0  # chance a patch is deformed elastically in-plane (up to 3 voxels; transforms/spatial.py)
     bias_field_prob: float = 0.0  # chance a drawn case gets a smooth coil-like gain (1.5-1.8-fold over the brain)
     intensity_per_channel: bool = False  # intensity scale and shift drawn for each MRI channel, not one for all four
 
@@ -164,6 +165,7 @@ class RunConfig(_Saved):
             "low_resolution_prob": d.low_resolution_prob,
             "contrast_prob": d.contrast_prob,
             "bias_field_prob": d.bias_field_prob,
+            "elastic_prob": d.elastic_prob,
             "rotation_degrees": d.rotation_degrees,
             "scaling": d.scaling,
             "intensity_per_channel": d.intensity_per_channel,
@@ -377,6 +379,7 @@ def validate(config: RunConfig, source: object = None) -> None:
         "unbiased_fraction",
         "hard_negative_fraction",
         "bias_field_prob",
+        "elastic_prob",
         "contrast_prob",  # MONAI would clip a share outside [0, 1] silently
         "low_resolution_prob",
     )

@@ -33,6 +33,7 @@ from brats3d.data.targets import REGIONS
 from brats3d.transforms.intensity import RandBrainBiasFieldd, brain_normalisation
 from brats3d.transforms.loading import LoadCased
 from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
+from brats3d.transforms.spatial import RandInPlaneElasticd
 from brats3d.transforms.targets import LabelToTargetd
 
 BRAIN_CROP_MARGIN = 2  # voxels kept around the brain's bounding box; training and inference crop alike
@@ -65,6 +66,7 @@ def augmentation(
     rotation_degrees: float = 15.0,
     scaling: float = 0.1,
     intensity_per_channel: bool = False,
+    elastic_prob: float = 0.0,
 ) -> list:
     """Random spatial and intensity changes of a patch, as nnU-Net and the BraTS winners use them, at modest rates
     because a CPU budget sees only a few thousand steps.
@@ -73,7 +75,8 @@ def augmentation(
     plane and a scaling of ±``scaling`` (10 %) in-plane (patches are thin, 16 slices, so nothing rotates out of the
     axial plane). Intensity, per patch: gamma (contrast) 0.7-1.5, scale and shift of ±0.1 standard deviations,
     Gaussian noise, a slight blur. Optional, as nnU-Net has them: contrast scaled about the patch mean, and a patch
-    resampled at lower resolution and back (scans from older scanners, thicker slices). ``intensity_per_channel``
+    resampled at lower resolution and back (scans from older scanners, thicker slices), and an in-plane elastic
+    deformation (``elastic_prob``; ``RandInPlaneElasticd``). ``intensity_per_channel``
     draws the scale and shift for each MRI channel apart (as the BraTS 2018 winner did), so that one sequence can
     come out brighter than the others, as it does between scanners.
     """
@@ -88,6 +91,7 @@ def augmentation(
             mode=("bilinear", "nearest"),
             padding_mode="zeros",
         ),
+        *([RandInPlaneElasticd(keys, prob=elastic_prob)] if elastic_prob else []),
         RandAdjustContrastd(keys=image_key, prob=0.15, gamma=(0.7, 1.5)),
         RandScaleIntensityd(keys=image_key, factors=0.1, prob=1.0, channel_wise=intensity_per_channel),
         RandShiftIntensityd(keys=image_key, offsets=0.1, prob=1.0, channel_wise=intensity_per_channel),
@@ -120,6 +124,7 @@ def build_train_transforms(
     rotation_degrees: float = 15.0,
     scaling: float = 0.1,
     intensity_per_channel: bool = False,
+    elastic_prob: float = 0.0,
 ) -> Compose:
     """Cached part (load, crop, normalise, pad, patch index) then random part (patches, augmentation, target).
 
@@ -136,7 +141,14 @@ def build_train_transforms(
     chain.append(RandTumourPatchd(keys, patch_size, samples_per_case, unbiased_fraction, hard_negative_fraction))
     if augment:
         chain += augmentation(
-            keys, noise_std, low_resolution_prob, contrast_prob, rotation_degrees, scaling, intensity_per_channel
+            keys,
+            noise_std,
+            low_resolution_prob,
+            contrast_prob,
+            rotation_degrees,
+            scaling,
+            intensity_per_channel,
+            elastic_prob,
         )
     chain += [LabelToTargetd(target), EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False)]
     return Compose(chain)
