@@ -57,7 +57,7 @@ class DataConfig:
     contrast_prob: float = 0.0  # chance a patch's contrast is scaled by 0.75-1.25 about its mean (nnU-Net's)
     rotation_degrees: float = 15.0  # in-plane rotation of up to this angle, for one patch in five
     scaling: float = 0.1  # in-plane scaling by 1 +- this, for one patch in five
-    elastic_prob: float = 0.0  # chance a patch is deformed elastically in-plane (up to 3 voxels; transforms/spatial.py)
+    elastic_prob: float = 0.0  # chance a patch is deformed elastically in-plane, a few voxels (transforms/spatial.py)
     bias_field_prob: float = 0.0  # chance a drawn case gets a smooth coil-like gain (1.5-1.8-fold over the brain)
     intensity_per_channel: bool = False  # intensity scale and shift drawn for each MRI channel, not one for all four
 
