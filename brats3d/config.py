@@ -83,7 +83,7 @@ class TrainConfig:
     optimizer: str = "adamw"  # adamw | adam | sgd
     lr: float = 1e-3
     weight_decay: float = 1e-5
-    scheduler: str = "cosine"  # cosine | none
+    scheduler: str = "cosine"  # cosine | poly (nnU-Net's (1 - progress) ** 0.9) | none
     warmup_epochs: int = 0
     # auto: bf16 on CUDA where supported (else fp16), fp32 on CPUs | bf16: also on CPUs with native bf16 (AVX512-BF16,
     # AMX), fp32 on other CPUs | fp16 | off
@@ -239,7 +239,7 @@ CHOICES = {
     "model.target": tuple(TARGETS),
     "loss.name": LOSSES,
     "train.optimizer": ("adamw", "adam", "sgd"),
-    "train.scheduler": ("cosine", "none"),
+    "train.scheduler": ("cosine", "poly", "none"),
     "train.amp": AMP_CHOICES,
     "kind": (SLICES,),
 }

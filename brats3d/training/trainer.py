@@ -79,7 +79,10 @@ def build_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimize
 
 
 def lr_factor(config: RunConfig, epoch: int, budget_used: float = 0.0) -> float:
-    """Learning-rate multiplier for ``epoch``: linear warm-up, then cosine decay to zero at the end of training.
+    """Learning-rate multiplier for ``epoch``: linear warm-up, then a decay to zero at the end of training.
+
+    ``cosine`` is the default; ``poly`` is nnU-Net's ``(1 - progress) ** 0.9``, almost linear: below the cosine in
+    the first half of training, above it in the second, so less of the budget is spent at a rate near zero.
 
     The end is whichever comes first, ``train.epochs`` or the ``train.max_minutes`` budget (``budget_used`` is the
     share of it spent), so that a budget run anneals within its budget instead of stopping at an almost unchanged
@@ -90,8 +93,10 @@ def lr_factor(config: RunConfig, epoch: int, budget_used: float = 0.0) -> float:
         return (epoch + 1) / (t.warmup_epochs + 1)
     if t.scheduler == "none":
         return 1.0
-    progress = max((epoch - t.warmup_epochs) / max(1, t.epochs - t.warmup_epochs), budget_used)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    progress = min(1.0, max((epoch - t.warmup_epochs) / max(1, t.epochs - t.warmup_epochs), budget_used))
+    if t.scheduler == "poly":
+        return (1.0 - progress) ** 0.9
+    return 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, config: RunConfig, epoch: int, budget_used: float) -> float:

@@ -197,6 +197,18 @@ def test_schedule_warms_up_then_anneals_to_zero_at_the_epoch_limit_or_the_budget
     assert lr_factor(config, 1, budget_used=1.2) == pytest.approx(0.0)
 
 
+def test_poly_schedule_is_below_the_cosine_early_above_it_late_and_ends_at_zero():
+    cosine = load_config(None, ["train.epochs=101", "train.warmup_epochs=1"])
+    poly = load_config(None, ["train.epochs=101", "train.warmup_epochs=1", "train.scheduler=poly"])
+    assert lr_factor(poly, 0) == pytest.approx(0.5)  # the same warm-up
+    assert lr_factor(poly, 51) == pytest.approx(0.5**0.9)
+    assert lr_factor(poly, 26) < lr_factor(cosine, 26)
+    for epoch in (76, 96):
+        assert lr_factor(poly, epoch) > lr_factor(cosine, epoch)
+    assert lr_factor(poly, 101) == pytest.approx(0.0)
+    assert lr_factor(poly, 1, budget_used=1.2) == pytest.approx(0.0)
+
+
 def test_time_budget_counts_across_resume(tiny_data, tmp_path):
     config = load_config(None, [*TINY, "train.epochs=2", "train.steps_per_epoch=1", "validation.max_cases=1"])
     run = tmp_path / "run"
