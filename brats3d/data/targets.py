@@ -10,7 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from brats3d.data.labels import CLASS_NAMES, REGION_NAMES, classes_to_labels, labels_to_regions, regions_to_labels
+from brats3d.data.labels import (
+    CLASS_NAMES,
+    REGION_LABELS,
+    REGION_NAMES,
+    classes_to_labels,
+    labels_to_regions,
+    regions_to_labels,
+)
 
 
 @dataclass(frozen=True)
@@ -36,13 +43,29 @@ class Target:
         """Logits -> probabilities: a sigmoid per region channel, or a softmax over the class channels."""
         return torch.sigmoid(logits) if self.sigmoid else torch.softmax(logits, dim=channel_dim)
 
+    @property
+    def has_regions(self) -> bool:
+        """Whether the outputs give the BraTS regions: the sigmoid regions, or the softmax over the BraTS classes."""
+        return self.sigmoid or self.channel_names == ("background", *CLASS_NAMES)
+
+    def region_probabilities(self, probs: np.ndarray) -> np.ndarray:
+        """Probabilities (C, X, Y, Z) -> WT/TC/ET probabilities (3, X, Y, Z): the sigmoid regions themselves, or the
+        sums of the class probabilities that make up each region, so that one set of per-region thresholds and
+        post-processing rules serves both targets."""
+        if self.sigmoid:
+            return probs
+        if not self.has_regions:
+            raise ValueError(f"the {self.name} target's channels {self.channel_names} are not the BraTS classes")
+        return np.stack([probs[list(labels)].sum(0) for labels in REGION_LABELS])
+
     def labels(self, probs: torch.Tensor | np.ndarray, threshold: float | Sequence[float] = 0.5) -> np.ndarray:
-        """Probabilities (C, X, Y, Z) -> canonical labels: nested regions thresholded per channel (ET ⊂ TC ⊂ WT),
-        or the argmax of the classes (``threshold`` unused)."""
-        if not self.sigmoid:
+        """Probabilities (C, X, Y, Z) -> canonical labels: region probabilities thresholded per channel and nested
+        (ET ⊂ TC ⊂ WT), or for classes other than BraTS' (2D tasks) the argmax (``threshold`` unused)."""
+        if not self.has_regions:
             return classes_to_labels(probs)
-        probs = probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs)
-        levels = np.broadcast_to(np.asarray(threshold, dtype=np.float32), (self.out_channels,))
+        probs = probs.detach().float().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs)
+        probs = self.region_probabilities(probs)
+        levels = np.broadcast_to(np.asarray(threshold, dtype=np.float32), (len(REGION_NAMES),))
         return regions_to_labels(probs > levels.reshape(-1, *([1] * (probs.ndim - 1))))
 
     def loss_activation(self) -> dict[str, bool]:

@@ -44,7 +44,9 @@ class _Case:
         brain = brain_mask(loaded.image)
         box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(brain))
         self.case_id = case.case_id
-        self.probs = probs[(slice(None), *box)]
+        # The network's own channels: three sigmoid regions, or the softmax over background and the BraTS classes.
+        target = get_target(REGIONS if probs.shape[0] == len(REGION_NAMES) else "classes")
+        self.probs = target.region_probabilities(probs[(slice(None), *box)])
         self.brain = brain[box]
         self.truth = loaded.label[box]
         self.voxel_ml = float(abs(np.linalg.det(loaded.affine[:3, :3]))) / 1000.0

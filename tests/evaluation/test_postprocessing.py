@@ -14,6 +14,7 @@ from brats3d.data.layouts import discover
 from brats3d.evaluation import postprocessing
 from brats3d.evaluation.metrics import structure_mask
 from brats3d.evaluation.postprocessing import choose_postprocessing, score_rules
+from brats3d.transforms.postprocess import PostProcessing
 
 REGIONS = ("whole_tumour", "tumour_core", "enhancing_tumour")
 
@@ -64,6 +65,19 @@ def test_without_a_case_free_of_enhancing_tumour_the_prior_is_kept_when_it_costs
     rules, evidence = choose_postprocessing(cases, folder, log=lambda _: None)
     assert rules.min_enhancing == 20
     assert evidence["cases_without_enhancing"] == 0
+
+
+def test_the_softmax_of_a_classes_run_is_scored_through_its_region_probabilities(oof):
+    cases, folder, truths = oof
+    folder.mkdir(parents=True)
+    for case_id, truth in truths.items():  # background + the three classes, 0.85 on each voxel's true class
+        probs = np.where(np.arange(4).reshape(4, 1, 1, 1) == truth, 0.85, 0.05)
+        np.savez_compressed(folder / f"{case_id}.npz", probabilities=np.round(probs * 255).astype(np.uint8))
+    core_only = PostProcessing(thresholds=[0.5, 0.5, 0.95])  # no voxel is 0.95 enhancing
+    scored = score_rules(cases, folder, core_only)
+    assert all(s["WT"] == 1.0 and s["TC"] == 1.0 and s["ET"] == 0.0 for s in scored.values())
+    _, evidence = choose_postprocessing(cases, folder, log=lambda _: None)
+    assert evidence["mean_dice_neutral"] == {r: 1.0 for r in REGIONS}
 
 
 def test_stray_enhancing_voxels_on_a_scan_without_enhancing_tumour_choose_the_rule_from_evidence(oof):
