@@ -29,7 +29,8 @@ RULES_FILE = "postprocessing.json"
 class PostProcessing:
     """Rules applied to probabilities and labels; the defaults change nothing beyond a 0.5 threshold."""
 
-    thresholds: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])  # WT, TC, ET (on summed class probabilities for the classes target)
+    # WT, TC, ET; for the classes target, on the summed class probabilities (``Target.region_probabilities``)
+    thresholds: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     min_component: int = 0  # voxels; tumour components (26-connected) below this are removed, except the largest
     min_enhancing: int = 0  # voxels; less predicted ET than this in a scan is relabelled as non-enhancing core
 
