@@ -4,10 +4,11 @@ Every export carries ``metadata.json`` (inside the TorchScript file and the ONNX
 expects and returns: input (N, 4, X, Y, Z) in the channel order FLAIR, T1, T1ce, T2, voxel axes in RAS order, each
 channel standardised to zero mean and unit variance over the brain (voxels where any channel is non-zero), zero
 outside; output logits per region (WT, TC, ET: sigmoid, then the thresholds, nested ET ⊂ TC ⊂ WT) or per class
-(softmax). Whole scans are segmented with a sliding window of the patch size (Gaussian blending, overlap 0.5), as
-``brats3d predict`` does. The bundle (``configs/metadata.json``, ``configs/inference.json``, ``models/model.pt``)
-does all of that itself: ``python -m monai.bundle run --config_file BUNDLE/configs/inference.json --bundle_root
-BUNDLE --image SCAN --output_dir OUT`` writes ``OUT/<scan>_seg.nii.gz`` in the training data's label numbering.
+(softmax, then summed into the regions and thresholded alike). Whole scans are segmented with a sliding window
+of the patch size (Gaussian blending, overlap 0.5), as ``brats3d predict`` does. The bundle
+(``configs/metadata.json``, ``configs/inference.json``, ``models/model.pt``) does all of that itself: ``python -m
+monai.bundle run --config_file BUNDLE/configs/inference.json --bundle_root BUNDLE --image SCAN --output_dir OUT``
+writes ``OUT/<scan>_seg.nii.gz`` in the training data's label numbering.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ from brats3d.models.registry import NETWORKS, network_arguments
 
 FORMATS = ("torchscript", "onnx", "bundle")
 ONNX_OPSET = 17
+
+
+# How labels follow from the outputs, for a user who runs the exported network without brats3d.
+SOFTMAX_TO_REGIONS = (
+    "region probabilities from the softmax: WT = 1 - background, TC = non-enhancing + enhancing, ET = enhancing; "
+)
+REGIONS_TO_LABELS = (
+    "a voxel is whole tumour, tumour core, enhancing when its region passes the threshold and the outer regions do "
+    "too (ET ⊂ TC ⊂ WT); edema = WT - TC, non-enhancing = TC - ET"
+)
 
 
 def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
@@ -53,11 +64,8 @@ def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
             "layout": "N, C, X, Y, Z",
             "channels": list(target.channel_names),
             "activation": "sigmoid" if target.sigmoid else "softmax",
-            "thresholds": rules.get("thresholds", [0.5] * len(target.channel_names)) if target.sigmoid else None,
-            "labels": "a voxel is whole tumour, tumour core, enhancing when its channel passes the threshold and the "
-            "outer regions do too (ET ⊂ TC ⊂ WT); edema = WT - TC, non-enhancing = TC - ET"
-            if target.sigmoid
-            else "argmax over background, edema, non-enhancing, enhancing",
+            "thresholds": rules.get("thresholds", [0.5, 0.5, 0.5]),
+            "labels": ("" if target.sigmoid else SOFTMAX_TO_REGIONS) + REGIONS_TO_LABELS,
         },
         "whole_scan": "sliding window of patch_size, Gaussian blending, overlap 0.5; labels outside the brain are 0",
         "training_label_convention": payload["label_convention"],
