@@ -53,8 +53,13 @@ def fold_runs(run_dir: str | Path) -> list[tuple[Path, list[str]]]:
 
 def save_probabilities(prediction: Prediction, folder: Path) -> Path:
     """A prediction's probabilities as ``<case>.npz`` (uint8, probability x 255) on the network's RAS grid."""
-    probs = np.round(prediction.probabilities_ras.float().numpy() * 255).astype(np.uint8)
-    path = folder / f"{prediction.case.case_id}.npz"
+    return store_probabilities(prediction.probabilities_ras.float().numpy(), prediction.case.case_id, folder)
+
+
+def store_probabilities(probs: np.ndarray, case_id: str, folder: Path) -> Path:
+    """Probabilities (C, X, Y, Z) in [0, 1] as ``<case>.npz``, the form ``load_probabilities`` reads."""
+    probs = np.round(np.asarray(probs, dtype=np.float32) * 255).astype(np.uint8)
+    path = folder / f"{case_id}.npz"
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, probabilities=probs)
     return path
