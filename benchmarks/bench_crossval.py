@@ -19,6 +19,7 @@ Needs ../shared/data/brats18-sample (or --data). Run from benchmarks/:
     python bench_crossval.py --minutes 10 --postprocess   # choose post-processing rules from ours' probabilities
     python bench_crossval.py --minutes 10 --postprocess --tta on   # the same after predicting again with flip TTA
     python bench_crossval.py --minutes 10 --tta on --score-rules --rules 'postprocessing.thresholds=[0.3,0.3,0.7]'
+    python bench_crossval.py --minutes 10 --postprocess --tta on --overlap 0.75   # denser sliding windows
 """
 
 from __future__ import annotations
@@ -160,14 +161,19 @@ def run_folder(args, recipe: str) -> Path:
     return Path(args.out) / budget / recipe
 
 
-def tta_suffix(args) -> str:
-    """'' for out-of-fold probabilities predicted as the trained recipe says, else '_tta_on' / '_tta_off'."""
-    return "" if args.tta == "recipe" else f"_tta_{args.tta}"
+def inference_suffix(args) -> str:
+    """'' for out-of-fold probabilities predicted as the trained recipe says, else '_tta_on' / '_tta_off'; a
+    sliding-window overlap other than 0.5 adds '_overlap<value>'."""
+    suffix = "" if args.tta == "recipe" else f"_tta_{args.tta}"
+    return suffix + ("" if args.overlap == 0.5 else f"_overlap{args.overlap:g}")
 
 
 def predict_options(args) -> PredictOptions:
     return PredictOptions(
-        pictures=False, save_probabilities=True, tta={"recipe": None, "on": True, "off": False}[args.tta]
+        overlap=args.overlap,
+        pictures=False,
+        save_probabilities=True,
+        tta={"recipe": None, "on": True, "off": False}[args.tta],
     )
 
 
@@ -176,7 +182,7 @@ def repredict(args, results: dict) -> None:
     probabilities<suffix>/, skipping cases already there: inference variants compared without training again."""
     folder = run_folder(args, "ours")
     cases = {c.case_id: c for c in discover(args.data).labelled()}
-    out = folder / f"probabilities{tta_suffix(args)}"
+    out = folder / f"probabilities{inference_suffix(args)}"
     for fold, ids in enumerate(results["assignment"]):
         todo = [i for i in ids if not (out / f"{i}.npz").is_file()]
         if todo and f"ours/fold_{fold}" in results["units"]:
@@ -192,14 +198,14 @@ def ours_out_of_fold(args, results: dict) -> tuple[Path, list]:
     if not ids:
         raise SystemExit(f"{args.json}: no out-of-fold cases of ours scored yet; run the folds with this --json first")
     cases = [c for c in discover(args.data).labelled() if c.case_id in ids]
-    return run_folder(args, "ours") / f"probabilities{tta_suffix(args)}", cases
+    return run_folder(args, "ours") / f"probabilities{inference_suffix(args)}", cases
 
 
 def postprocess(args, results: dict) -> None:
     """`brats3d postprocess`'s search on ours' out-of-fold probabilities; rules and per-case evidence to JSON."""
     probabilities, cases = ours_out_of_fold(args, results)
     rules, evidence = choose_postprocessing(cases, probabilities, folds=results["assignment"])
-    path = Path(args.json).with_name(f"{Path(args.json).stem}_postprocessing{tta_suffix(args)}.json")
+    path = Path(args.json).with_name(f"{Path(args.json).stem}_postprocessing{inference_suffix(args)}.json")
     rules.save(path, evidence)
     rows = [
         {
@@ -249,6 +255,13 @@ def main() -> None:
         help="flip TTA when predicting held-out cases (default: as the recipe says); with --postprocess, predict "
         "the held-out cases again this way first (into probabilities_tta_on|off) unless --tta recipe",
     )
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        default=0.5,
+        help="sliding-window overlap when predicting held-out cases (other than 0.5: with --postprocess, predicted "
+        "again into probabilities<tta>_overlap<value>)",
+    )
     args = parser.parse_args()
     path = Path(args.json)
     results = load_results(path, args)
@@ -259,7 +272,7 @@ def main() -> None:
         score_given_rules(args, results)
         return
     if args.postprocess:
-        if args.tta != "recipe":
+        if inference_suffix(args):
             repredict(args, results)
         postprocess(args, results)
         return
