@@ -1,5 +1,5 @@
 """Whole-scan inference: seconds per 240x240x155 case split into load / sliding window / write / pictures, for
-overlap 0.25 and 0.5, with and without flip TTA; and our sliding-window stage next to a plain MONAI
+overlap 0.25, 0.5 and 0.75, with and without flip TTA; and our sliding-window stage next to a plain MONAI
 ``sliding_window_inference`` call on the uncropped scan at the same settings.
 
 Timings do not depend on the weights, so a freshly initialised network is used unless --checkpoint is given.
@@ -45,7 +45,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="brats3d-bench-infer-"))
     ckpt = Path(args.checkpoint) if args.checkpoint else fresh_checkpoint(args.network, tmp)
     rows = []
-    for overlap in (0.25, 0.5):
+    for overlap in (0.25, 0.5, 0.75):
         for tta in (False, True):
             predictor = Predictor(ckpt, PredictOptions(overlap=overlap, tta=tta))
             for case in cases:
@@ -68,7 +68,7 @@ def main() -> None:
     image = torch.as_tensor(brain_normalisation("image")({"image": loaded.image})["image"]).float()[None]
     with torch.no_grad():
         t0 = time.perf_counter()
-        sliding_window_inference(image, predictor.patch_size, 4, predictor.model, overlap=0.5, mode="gaussian")
+        sliding_window_inference(image, predictor.patch_size, 4, predictor.models[0], overlap=0.5, mode="gaussian")
         plain = time.perf_counter() - t0
     t0 = time.perf_counter()
     ours = predictor.predict(cases[0]).timings["infer"]
