@@ -65,7 +65,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     network: str = "unet3d"  # unet3d | vnet | segresnet | attention_unet | unetr | swin_unetr
-    target: str = "regions"  # regions: WT/TC/ET with sigmoid | classes: 4 classes with softmax
+    target: str = "regions"  # regions: WT/TC/ET with sigmoid | classes: 4 classes with softmax, summed into regions
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the MONAI network's constructor
 
 
