@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from _common import REAL_DATA, RESULTS, machine, print_table
 from _recipes import train_recipe
 
@@ -43,6 +44,7 @@ from brats3d.evaluation.evaluate import score_files
 from brats3d.evaluation.postprocessing import choose_postprocessing, format_scores, mean_dice_of, score_rules
 from brats3d.files import atomic_path
 from brats3d.inference.predict import PredictOptions, Predictor
+from brats3d.models.device import amp_dtype, select_device
 from brats3d.training.data import fold_assignment, steps_per_epoch
 from brats3d.training.trainer import train
 
@@ -74,10 +76,19 @@ def train_unit(recipe: str, fold: int, args, cases, out: Path) -> tuple[Path, di
             "epochs": result.epochs_done,
             "train_minutes": round((time.perf_counter() - t0) / 60, 1),
             "patches_per_s": float(np.mean([r["patches_per_s"] for r in result.history])),
+            # what train.amp came to on this machine: bf16 asks for it only where the CPU has it natively
+            "precision": training_precision(config),
         }
         return run / "last.pt", facts  # the final weights (with folds, best.pt is chosen on these very cases)
     facts = train_recipe(recipe, [c for c in cases if c.case_id not in validation], config, run, args.patches)
     return run / "best.pt", facts
+
+
+def training_precision(config) -> str:
+    """``bf16``, ``fp16`` or ``fp32``: the recipe's ``train.amp`` as this machine runs it (runs on CPUs with and without
+    native bf16 differ here, which a comparison between their JSONs has to know)."""
+    dtype = amp_dtype(select_device(config.train.device), config.train.amp)
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
 
 def score_unit(checkpoint: Path, val_cases, out: Path, args) -> list[dict]:
