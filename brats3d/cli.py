@@ -56,9 +56,26 @@ def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         help="relabel predicted enhancing tumour as core when under N voxels (default: the run's rules, else 0)",
     )
+    p.add_argument(
+        "--enhancing-contrast",
+        type=_z_or_off,
+        metavar="Z|off",
+        help="relabel predicted enhancing voxels as core where T1ce is under Z standard deviations above the "
+        "scan's healthy brain (default: the run's rules, else off)",
+    )
     p.add_argument("--opening", type=int, default=0, help="2D: morphological opening, disc radius in pixels")
     p.add_argument("--closing", type=int, default=0, help="2D: morphological closing, disc radius in pixels")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def _z_or_off(text: str) -> float | str:
+    """``--enhancing-contrast``: a z-score, or ``off``."""
+    if text.lower() == "off":
+        return "off"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a z-score or 'off', got {text!r}") from None
 
 
 def _predict_options(args: argparse.Namespace, **extra):
@@ -72,6 +89,7 @@ def _predict_options(args: argparse.Namespace, **extra):
         threshold=args.threshold,
         min_component=args.min_component,
         min_enhancing=args.min_enhancing,
+        enhancing_contrast=args.enhancing_contrast,
         device=args.device,
         **extra,
     )
@@ -329,6 +347,7 @@ def _cmd_postprocess(args: argparse.Namespace) -> int:
     path = rules.save(Path(args.run) / RULES_FILE, evidence)
     print(
         f"chosen: thresholds {rules.thresholds}, min component {rules.min_component} voxels, "
+        f"enhancing contrast {'off' if rules.min_enhancing_contrast is None else rules.min_enhancing_contrast}, "
         f"min enhancing {rules.min_enhancing} voxels -> {path} (predict applies them to this run's checkpoints)"
     )
     return 0

@@ -64,3 +64,25 @@ def test_debug_shows_the_traceback(tmp_path):
         text=True,
     )
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_the_enhancing_contrast_option_takes_a_z_score_or_off(capsys):
+    from brats3d.cli import _predict_options, build_parser
+
+    parser = build_parser()
+    assert (
+        _predict_options(parser.parse_args(["predict", "x.nii.gz", "--enhancing-contrast", "0.5"])).enhancing_contrast
+        == 0.5
+    )
+    assert (
+        _predict_options(parser.parse_args(["predict", "x.nii.gz", "--enhancing-contrast", "OFF"])).enhancing_contrast
+        == "off"
+    )
+    assert (
+        _predict_options(parser.parse_args(["evaluate", "--checkpoint", "a.pt", "--data", "d"])).enhancing_contrast
+        is None
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["predict", "x.nii.gz", "--enhancing-contrast", "bright"])
+    assert exit_info.value.code == 2
+    assert "expected a z-score or 'off', got 'bright'" in capsys.readouterr().err

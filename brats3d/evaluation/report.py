@@ -303,6 +303,9 @@ def _inference_line(settings: dict) -> str:
         if rules["min_enhancing"]
         else "no enhancing-volume rule"
     )
+    contrast = rules.get("min_enhancing_contrast")
+    if contrast is not None:
+        enhancing = f"enhancing voxels under T1ce z {contrast:g} relabelled as core, {enhancing}"
     thresholds = "/".join(f"{t:g}" for t in rules["thresholds"])
     return (
         f"Predicted with {models}: sliding window overlap {settings['overlap']}, flip TTA "

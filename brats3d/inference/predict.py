@@ -36,6 +36,7 @@ class PredictOptions:
     threshold: float | None = None
     min_component: int | None = None  # voxels
     min_enhancing: int | None = None  # voxels
+    enhancing_contrast: float | str | None = None  # T1ce z-score of the enhancing-contrast rule, or "off"
     device: str = "auto"
     # None: the precision the recipe trained in (train.amp; bf16 also on CPUs with native bf16): with flip TTA on
     # 2 such cores 15 s a scan instead of 26 s, the same out-of-fold Dice to three decimals (BENCHMARKS.md)
@@ -208,6 +209,8 @@ class Predictor:
             rules.min_component = o.min_component
         if o.min_enhancing is not None:
             rules.min_enhancing = o.min_enhancing
+        if o.enhancing_contrast is not None:
+            rules.min_enhancing_contrast = None if o.enhancing_contrast == "off" else float(o.enhancing_contrast)
         return rules
 
     def settings(self) -> dict:
@@ -237,7 +240,7 @@ class Predictor:
         )
         labels = np.zeros(loaded.image.shape[1:], np.uint8)
         labels[box] = cropped
-        labels = self.rules.apply(labels)
+        labels = self.rules.apply(labels, loaded.image)
         full_probs = None
         if o.save_probabilities:
             full_probs = torch.zeros((probs.shape[0], *loaded.image.shape[1:]), dtype=torch.float16)

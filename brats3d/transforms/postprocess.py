@@ -3,9 +3,10 @@
 The rules (``PostProcessing``) come with a recipe (the ``postprocessing`` section of its config, chosen by
 cross-validating that recipe) or are written by ``brats3d postprocess`` into a run folder as ``postprocessing.json``
 (chosen from that run's own out-of-fold predictions, and preferred); ``brats3d predict`` applies them by default:
-per-region probability thresholds, removal of small tumour components, and the BraTS winners' rule that a scan with
-less predicted enhancing tumour than a minimum volume has none (those voxels become necrotic / non-enhancing core),
-because a few enhancing voxels are far more often a false positive than a real, tiny enhancing tumour.
+per-region probability thresholds, removal of small tumour components, optionally the rule that enhancing tumour
+must be bright on T1ce, and the BraTS winners' rule that a scan with less predicted enhancing tumour than a minimum
+volume has none (those voxels become necrotic / non-enhancing core), because a few enhancing voxels are far more often
+a false positive than a real, tiny enhancing tumour.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from scipy import ndimage
 
 from brats3d.data.brain import brain_mask
 from brats3d.data.labels import ENHANCING, NON_ENHANCING
+from brats3d.data.layouts import MODALITIES
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
 
@@ -33,10 +35,18 @@ class PostProcessing:
     thresholds: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     min_component: int = 0  # voxels; tumour components (26-connected) below this are removed, except the largest
     min_enhancing: int = 0  # voxels; less predicted ET than this in a scan is relabelled as non-enhancing core
+    # T1ce z-score against the scan's predicted healthy brain; predicted ET darker than this becomes core (None: off)
+    min_enhancing_contrast: float | None = None
 
-    def apply(self, labels: np.ndarray) -> np.ndarray:
-        """The label-level rules (components, then enhancing volume) on canonical labels."""
-        return relabel_small_enhancing(remove_small_components(labels, self.min_component), self.min_enhancing)
+    def apply(self, labels: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
+        """The label-level rules (components, T1ce contrast, enhancing volume) on canonical labels; ``image`` is the
+        scan (C, X, Y, Z) on the labels' grid, needed by the contrast rule only."""
+        labels = remove_small_components(labels, self.min_component)
+        if self.min_enhancing_contrast is not None:
+            if image is None:
+                raise ValueError("the enhancing-contrast rule needs the scan's image")
+            labels = relabel_unenhanced(labels, image, self.min_enhancing_contrast)
+        return relabel_small_enhancing(labels, self.min_enhancing)
 
     def check(self) -> None:
         """ValueError when a rule is out of range (shared by the config schema and the rules file)."""
@@ -44,6 +54,10 @@ class PostProcessing:
             raise ValueError(f"thresholds must be three numbers between 0 and 1, got {self.thresholds}")
         if self.min_component < 0 or self.min_enhancing < 0:
             raise ValueError("min_component and min_enhancing must be >= 0 voxels")
+        if self.min_enhancing_contrast is not None and not -5 <= self.min_enhancing_contrast <= 5:
+            raise ValueError(
+                f"min_enhancing_contrast must be a z-score between -5 and 5, got {self.min_enhancing_contrast}"
+            )
 
     def save(self, path: str | Path, evidence: dict | None = None) -> Path:
         """Write the rules (and the numbers that chose them) as JSON."""
@@ -57,8 +71,12 @@ class PostProcessing:
         path = Path(path)
         try:
             rules = json.loads(path.read_text())["rules"]
+            contrast = rules.get("min_enhancing_contrast")  # absent from rules written before it existed
             loaded = cls(
-                [float(t) for t in rules["thresholds"]], int(rules["min_component"]), int(rules["min_enhancing"])
+                [float(t) for t in rules["thresholds"]],
+                int(rules["min_component"]),
+                int(rules["min_enhancing"]),
+                None if contrast is None else float(contrast),
             )
             loaded.check()
             return loaded
@@ -97,6 +115,26 @@ def relabel_small_enhancing(labels: np.ndarray, min_voxels: int) -> np.ndarray:
         return labels
     out = labels.copy()
     out[enhancing] = NON_ENHANCING
+    return out
+
+
+def relabel_unenhanced(labels: np.ndarray, image: np.ndarray, min_z: float) -> np.ndarray:
+    """Predicted enhancing voxels that are not bright on T1ce become non-enhancing core.
+
+    BraTS annotators label enhancing tumour where T1ce is hyperintense against healthy white matter; a network
+    trained on ring-enhancing glioblastomas tends to paint the whole core of a low-enhancing tumour as enhancing,
+    dark on T1ce as it is. Brightness is the T1ce z-score against the scan's own predicted healthy brain (brain
+    voxels outside the predicted tumour), so it needs no intensity calibration across scanners.
+    """
+    enhancing = labels == ENHANCING
+    healthy = brain_mask(image) & (labels == 0)
+    if not enhancing.any() or np.count_nonzero(healthy) < 2:
+        return labels
+    t1ce = np.asarray(image[MODALITIES.index("t1ce")], dtype=np.float32)
+    reference = t1ce[healthy]
+    z = (t1ce - reference.mean()) / max(float(reference.std()), 1e-6)
+    out = labels.copy()
+    out[enhancing & (z < min_z)] = NON_ENHANCING
     return out
 
 

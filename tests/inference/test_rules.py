@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from brats3d.data.labels import EDEMA, ENHANCING, NON_ENHANCING
+from brats3d.data.layouts import MODALITIES
 from brats3d.errors import BratsInputError
 from brats3d.inference.predict import PredictOptions, Predictor
-from brats3d.transforms.postprocess import PostProcessing, relabel_small_enhancing
+from brats3d.transforms.postprocess import PostProcessing, relabel_small_enhancing, relabel_unenhanced
 
 
 def _tumour(enhancing_voxels: int) -> np.ndarray:
@@ -44,11 +45,44 @@ def test_rules_apply_components_then_enhancing_volume():
     assert out[17, 17, 17] == 0 and not (out == ENHANCING).any()
 
 
+def _scan_with_a_half_dark_core() -> tuple[np.ndarray, np.ndarray]:
+    """A brain whose predicted enhancing core is bright on T1ce in its first half and dark in its second."""
+    rng = np.random.default_rng(0)
+    image = np.zeros((len(MODALITIES), 20, 20, 20), np.float32)
+    image[:, 1:19, 1:19, 1:19] = rng.normal(100, 10, (len(MODALITIES), 18, 18, 18))
+    labels = np.zeros((20, 20, 20), np.uint8)
+    labels[4:12, 4:12, 4:12] = ENHANCING
+    t1ce = MODALITIES.index("t1ce")
+    image[t1ce, 4:8, 4:12, 4:12] = 150  # enhancing: 5 SD above the healthy brain
+    image[t1ce, 8:12, 4:12, 4:12] = 80  # necrotic or non-enhancing: darker than the healthy brain
+    return image, labels
+
+
+def test_enhancing_voxels_dark_on_t1ce_become_core_and_bright_ones_stay():
+    image, labels = _scan_with_a_half_dark_core()
+    out = relabel_unenhanced(labels, image, min_z=0.5)
+    assert (out[4:8, 4:12, 4:12] == ENHANCING).all()
+    assert (out[8:12, 4:12, 4:12] == NON_ENHANCING).all()
+    np.testing.assert_array_equal(out > 0, labels > 0)  # whole tumour and core unchanged
+    np.testing.assert_array_equal(relabel_unenhanced(labels, image, min_z=-3.0), labels)  # a lenient level
+
+
+def test_the_contrast_rule_runs_before_the_enhancing_volume_and_needs_the_image():
+    image, labels = _scan_with_a_half_dark_core()
+    rules = PostProcessing(min_enhancing=300, min_enhancing_contrast=0.5)  # 256 bright voxels left: below 300
+    assert not (rules.apply(labels, image) == ENHANCING).any()
+    assert (PostProcessing(min_enhancing=300).apply(labels) == ENHANCING).sum() == 512
+    with pytest.raises(ValueError, match="needs the scan's image"):
+        rules.apply(labels)
+
+
 def test_rules_round_trip_and_bad_files_are_named(tmp_path):
     rules = PostProcessing([0.4, 0.5, 0.6], 100, 250)
     path = rules.save(tmp_path / "postprocessing.json", {"note": "test"})
     assert PostProcessing.load(path) == rules
     assert json.loads(path.read_text())["evidence"] == {"note": "test"}
+    with_contrast = PostProcessing([0.4, 0.5, 0.6], 100, 250, 0.5)
+    assert PostProcessing.load(with_contrast.save(tmp_path / "contrast.json")) == with_contrast
     path.write_text('{"rules": {"thresholds": [0.5, 2], "min_component": 0, "min_enhancing": 0}}')
     with pytest.raises(BratsInputError, match=r"postprocessing\.json: not valid post-processing rules"):
         PostProcessing.load(path)
@@ -57,10 +91,13 @@ def test_rules_round_trip_and_bad_files_are_named(tmp_path):
 def test_predict_applies_the_runs_rules_and_options_override_them(checkpoint):
     rules_path = checkpoint.parent / "postprocessing.json"
     try:
-        PostProcessing([0.3, 0.4, 0.6], 10, 20).save(rules_path)
-        assert Predictor(checkpoint, PredictOptions(pictures=False)).rules == PostProcessing([0.3, 0.4, 0.6], 10, 20)
-        overridden = Predictor(checkpoint, PredictOptions(pictures=False, threshold=0.5, min_enhancing=0)).rules
-        assert overridden == PostProcessing([0.5, 0.5, 0.5], 10, 0)
+        PostProcessing([0.3, 0.4, 0.6], 10, 20, 0.5).save(rules_path)
+        run_rules = PostProcessing([0.3, 0.4, 0.6], 10, 20, 0.5)
+        assert Predictor(checkpoint, PredictOptions(pictures=False)).rules == run_rules
+        options = PredictOptions(pictures=False, threshold=0.5, min_enhancing=0, enhancing_contrast="off")
+        assert Predictor(checkpoint, options).rules == PostProcessing([0.5, 0.5, 0.5], 10, 0, None)
+        stricter = Predictor(checkpoint, PredictOptions(pictures=False, enhancing_contrast=1.0)).rules
+        assert stricter.min_enhancing_contrast == 1.0
     finally:
         rules_path.unlink()
     assert Predictor(checkpoint, PredictOptions(pictures=False)).rules == PostProcessing()
