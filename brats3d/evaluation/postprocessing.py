@@ -2,8 +2,9 @@
 
 Rules are searched one after the other, each kept only when it raises the mean out-of-fold Dice of the region it
 acts on by at least ``MIN_GAIN`` (ten cases are few: a change that moves the mean by less is noise, and the neutral
-rule generalises best): the threshold of WT, then TC, then ET; the smallest tumour component kept; the smallest
-enhancing volume kept (below it, enhancing voxels become necrotic / non-enhancing core).
+rule generalises best): the threshold of WT, then TC, then ET; the smallest tumour component kept; the T1ce contrast
+below which predicted enhancing voxels become core; the smallest enhancing volume kept (below it, enhancing voxels
+become necrotic / non-enhancing core).
 
 The enhancing-volume rule pays only on scans without enhancing tumour (common in low-grade gliomas): there an empty
 prediction scores Dice 1 and a few stray enhancing voxels score 0. When no case in the evidence lacks enhancing
@@ -33,6 +34,7 @@ THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 MIN_COMPONENTS = (0, 100, 500, 1000, 3000, 5000, 10000)  # voxels (1 mm³ each in BraTS)
 MIN_ENHANCING = (0, 100, 250, 500, 1000, 2000)  # voxels
 ENHANCING_PRIOR = 500  # voxels (0.5 ml on BraTS' 1 mm grid)
+ENHANCING_CONTRASTS = (-0.5, 0.0, 0.5, 1.0)  # T1ce z-scores against the predicted healthy brain
 
 
 class _Case:
@@ -44,6 +46,7 @@ class _Case:
         brain = brain_mask(loaded.image)
         box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(brain))
         self.case_id = case.case_id
+        self.image = loaded.image[(slice(None), *box)]  # for the enhancing-contrast rule
         # The network's own channels: three sigmoid regions, or the softmax over background and the BraTS classes.
         target = get_target(REGIONS if probs.shape[0] == len(REGION_NAMES) else "classes")
         self.probs = target.region_probabilities(probs[(slice(None), *box)])
@@ -58,7 +61,7 @@ class _Case:
 
     def labels(self, rules: PostProcessing) -> np.ndarray:
         labels = get_target(REGIONS).labels(self.probs, rules.thresholds)
-        return rules.apply(np.where(self.brain, labels, 0).astype(np.uint8))
+        return rules.apply(np.where(self.brain, labels, 0).astype(np.uint8), self.image)
 
     def dice(self, rules: PostProcessing, labels: np.ndarray | None = None) -> dict[str, float]:
         labels = self.labels(rules) if labels is None else labels
@@ -132,6 +135,7 @@ def _search(loaded: list[_Case], log) -> tuple[PostProcessing, dict]:
             lambda t, i=i: replace(rules, thresholds=[*rules.thresholds[:i], t, *rules.thresholds[i + 1 :]]),
         )
     search("whole_tumour", MIN_COMPONENTS, lambda v: replace(rules, min_component=v))
+    search("enhancing_tumour", ENHANCING_CONTRASTS, lambda z: replace(rules, min_enhancing_contrast=z))
     if all(c.has_enhancing for c in loaded):
         prior = replace(rules, min_enhancing=ENHANCING_PRIOR)
         scores = _mean_dice(loaded, prior)

@@ -67,6 +67,22 @@ def test_without_a_case_free_of_enhancing_tumour_the_prior_is_kept_when_it_costs
     assert evidence["cases_without_enhancing"] == 0
 
 
+def test_a_core_painted_as_enhancing_chooses_the_t1ce_contrast_rule(oof):
+    cases, folder, truths = oof
+    folder.mkdir(parents=True)
+    for case_id, truth in truths.items():  # enhancing predicted over the whole core, the dark necrosis included
+        core = structure_mask(truth, "tumour_core")
+        probs = np.stack(
+            [np.where(structure_mask(truth, "whole_tumour"), 0.9, 0.05), *(np.where(core, 0.9, 0.05),) * 2]
+        )
+        np.savez_compressed(folder / f"{case_id}.npz", probabilities=np.round(probs * 255).astype(np.uint8))
+    rules, evidence = choose_postprocessing(cases, folder, log=lambda _: None)
+    assert rules.min_enhancing_contrast is not None
+    neutral, chosen = evidence["mean_dice_neutral"], evidence["mean_dice_chosen"]
+    assert chosen["enhancing_tumour"] > neutral["enhancing_tumour"] + 0.05
+    assert chosen["tumour_core"] == neutral["tumour_core"]  # the rule moves voxels from ET to core, never out of TC
+
+
 def test_the_softmax_of_a_classes_run_is_scored_through_its_region_probabilities(oof):
     cases, folder, truths = oof
     folder.mkdir(parents=True)
