@@ -85,8 +85,8 @@ class TrainConfig:
     weight_decay: float = 1e-5
     scheduler: str = "cosine"  # cosine | poly (nnU-Net's (1 - progress) ** 0.9) | none
     warmup_epochs: int = 0
-    # auto: bf16 on CUDA where supported (else fp16), fp32 on CPUs | bf16: also on CPUs with native bf16 (AVX512-BF16,
-    # AMX), fp32 on other CPUs | fp16 | off
+    # auto: bf16 on CUDA where supported (else fp16), fp32 on CPUs | bf16: also on CPUs with AVX512-BF16 and no AMX,
+    # fp32 on other CPUs (models/device.py says why) | fp16 | off
     amp: str = "auto"
     grad_clip: float | None = 12.0
     # Polyak averaging: > 0 keeps an exponential moving average of the weights (this decay per step), which

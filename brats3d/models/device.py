@@ -1,11 +1,12 @@
 """Where and in which precision a network runs: device choice and mixed precision, shared by training and inference.
 
 Mixed precision: ``auto`` is bf16 (or fp16 with a gradient scaler where the GPU lacks bf16) on CUDA and fp32 on
-CPUs. ``bf16`` asks for bf16 wherever the hardware has it natively: on CUDA as ``auto``, and on x86 CPUs with
-AVX512-BF16 or AMX too (elsewhere a CPU emulates bf16, slower than fp32, so it stays fp32). It is not the CPU
-default because it is a per-recipe decision: CPU autocast also runs instance normalisation in bf16, and on the tiny
-test U-Net training went to NaN within a few updates, while the default 3D U-Net recipe was cross-validated in bf16
-(BENCHMARKS.md) and sets it.
+CPUs. ``bf16`` asks for bf16 where the hardware runs it natively and correctly: on CUDA as ``auto``, and on x86 CPUs
+with AVX512-BF16 but without AMX (elsewhere a CPU emulates bf16, slower than fp32, or runs it through AMX kernels
+that return NaN now and then; see ``cpu_bf16_pays``), so it stays fp32 there. It is not the CPU default because it
+is a per-recipe decision: CPU autocast also runs instance normalisation in bf16, and on the tiny test U-Net training
+went to NaN within a few updates, while the default 3D U-Net recipe was cross-validated in bf16 (BENCHMARKS.md) and
+sets it.
 """
 
 from __future__ import annotations
@@ -40,13 +41,27 @@ def available_cores() -> int:
 
 
 @functools.cache
-def cpu_has_native_bf16() -> bool:
-    """True on x86 CPUs with AVX512-BF16 or AMX (Linux flags), where bf16 convolutions beat fp32 (1.3x measured)."""
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``); empty where unknown."""
     try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:  # not Linux: unknown, so no
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
+    except OSError:  # not Linux
+        return frozenset()
+
+
+def cpu_bf16_pays(flags: frozenset[str] | None = None) -> bool:
+    """Whether bf16 autocast is both faster than fp32 and trustworthy on this CPU: AVX512-BF16 without AMX.
+
+    AVX512-BF16 alone: a training step 1.41x and inference 1.33x faster than fp32 (BENCHMARKS.md). With AMX (Xeon
+    Sapphire Rapids and later) oneDNN runs bf16 convolutions in AMX kernels which, in the PyTorch 2.13 CPU build,
+    return NaN now and then: the recipe's U-Net lost its loss to NaN within three steps in 3 of 8 identical runs,
+    and ``ConvTranspose3d``'s input gradient was NaN in 2-6 of 200 identical calls, on a 2-core Xeon with AMX
+    (oneDNN has known AMX bf16 tail-handling bugs of this kind). Capping oneDNN below AMX
+    (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``) fixes it but makes bf16 slower than fp32 there (0.365 against 0.325 s a
+    step of two patches), so AMX CPUs train and predict in fp32.
+    """
+    flags = cpu_flags() if flags is None else flags
+    return "avx512_bf16" in flags and "amx_bf16" not in flags
 
 
 def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
@@ -55,7 +70,7 @@ def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
         return None
     if device.type == "cuda":
         return torch.bfloat16 if amp != "fp16" and torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and amp == "bf16" and cpu_has_native_bf16():
+    if device.type == "cpu" and amp == "bf16" and cpu_bf16_pays():
         return torch.bfloat16
     return None  # CPU: fp32 (fp16 autocast on CPU is slow and unsupported for many ops)
 

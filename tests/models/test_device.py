@@ -1,5 +1,6 @@
-"""Which precision and layout a network runs in: a recipe's ``amp: bf16`` speeds up CPUs that have bf16 and never
-slows others; CPU training of 3D networks in channels-last layout changes speed, not results or checkpoints."""
+"""Which precision and layout a network runs in: a recipe's ``amp: bf16`` speeds up CPUs that have bf16, never
+slows others and never runs on AMX CPUs, whose bf16 kernels return NaN now and then; CPU training of 3D networks
+in channels-last layout changes speed, not results or checkpoints."""
 
 import pytest
 import torch
@@ -12,15 +13,28 @@ CPU = torch.device("cpu")
 
 @pytest.mark.parametrize("native", [True, False])
 def test_cpu_bf16_only_where_the_cpu_has_it(monkeypatch, native):
-    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(device_module, "cpu_bf16_pays", lambda: native)
     assert amp_dtype(CPU, "bf16") == (torch.bfloat16 if native else None)
     assert amp_dtype(CPU, "auto") is None  # the CPU default stays fp32 either way
     assert amp_dtype(CPU, "off") is None
     assert not needs_grad_scaler(CPU, "bf16")
 
 
+@pytest.mark.parametrize(
+    ("flags", "pays"),
+    [
+        ({"avx512f", "avx512_bf16"}, True),  # Cooper Lake, Zen 4: native bf16, no AMX
+        ({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, False),  # Sapphire Rapids: AMX kernels, NaN at times
+        ({"avx512f", "avx2"}, False),  # emulated bf16 is slower than fp32
+        (set(), False),  # flags unknown (not Linux)
+    ],
+)
+def test_cpu_bf16_pays_only_with_avx512_bf16_and_without_amx(flags, pays):
+    assert device_module.cpu_bf16_pays(frozenset(flags)) is pays
+
+
 def test_cpu_bf16_autocast_runs_convolutions_in_bf16(monkeypatch):
-    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(device_module, "cpu_bf16_pays", lambda: True)
     conv = torch.nn.Conv3d(1, 2, 3)
     with autocast(CPU, "bf16"):
         out = conv(torch.randn(1, 1, 4, 4, 4))
