@@ -57,6 +57,9 @@ from brats3d.training.data import (
 )
 from brats3d.training.hard_negatives import HardPatchPool, false_positive_voxels, patch_sampler
 
+# Updates skipped in a row for non-finite gradients before a run stops as diverged: a gradient scaler's first
+# overflows skip a few; dozens in a row mean NaN weights or a numerics fault that would waste the whole budget.
+MAX_NONFINITE_STEPS = 25
 DICE_KEYS = [f"dice_{n}" for n in (*REGION_NAMES, *CLASS_NAMES)]
 CSV_COLUMNS = ["epoch", "train_loss", "lr", "patches_per_s", "data_wait_share", *DICE_KEYS, "mean_dice", "seconds"]
 
@@ -159,6 +162,18 @@ def _summary_line(row: dict, epochs: int, improved: bool) -> str:
     return text + f"  {row['seconds']:.0f}s"
 
 
+def mean_finite(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there are none): an epoch's loss without its skipped updates."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def gradients_are_finite(model: nn.Module) -> bool:
+    """Whether every gradient is finite; under DDP they are averaged across ranks already, so all ranks agree."""
+    grads = [p.grad.detach() for p in model.parameters() if p.grad is not None]
+    return bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
+
+
 class Trainer:
     """One training run in ``run_dir``; only rank 0 of a torchrun job writes or prints.
 
@@ -175,6 +190,7 @@ class Trainer:
         self.last_saved = -math.inf
         self.hard_pool: HardPatchPool | None = None  # with data.hard_negative_fraction (3D scans only)
         self.hard_pool_states: list[dict] = []  # every rank's pool as last.pt holds it (restored, then each epoch's)
+        self.nonfinite_in_a_row = 0  # updates skipped for NaN/inf gradients since the last good one
 
     # -- set-up: network, loss and optimiser first, then the data ---------------------------------------------
     def setup(self) -> None:
@@ -284,11 +300,29 @@ class Trainer:
         if self.config.train.grad_clip:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
-        self.scaler.step(self.optimizer)
+        finite = gradients_are_finite(self.model)
+        if finite or self.scaler.is_enabled():  # a gradient scaler skips a non-finite update itself
+            self.scaler.step(self.optimizer)
         self.scaler.update()
+        if not finite:
+            self.skip_nonfinite_update()
+            return math.nan
+        self.nonfinite_in_a_row = 0
         if self.ema is not None:
             self.ema.update_parameters(unwrap(self.model))
         return float(loss.detach())
+
+    def skip_nonfinite_update(self) -> None:
+        """Count an update left out for NaN/inf gradients, so that NaN never reaches the weights (and so ``last.pt``);
+        stop the run with a clear error when they keep coming."""
+        self.nonfinite_in_a_row += 1
+        if self.nonfinite_in_a_row >= MAX_NONFINITE_STEPS:
+            raise BratsInputError(
+                self.run_dir / "config.yaml",
+                f"training diverged: {self.nonfinite_in_a_row} updates in a row had NaN or infinite gradients "
+                f"(epoch {self.epoch + 1}); none reached the weights or last.pt. Try a lower train.lr or "
+                "train.amp=off",
+            )
 
     def train_epoch(self) -> dict:
         """``steps`` updates with this epoch's seeds (so a resumed epoch replays exactly); returns its row."""
@@ -314,10 +348,13 @@ class Trainer:
             bar.set_postfix(loss=f"{losses[-1]:.4f}", patches_s=f"{patches / (wait + compute):.1f}")
             bar.update()
         bar.close()
+        skipped = sum(math.isnan(loss) for loss in losses)
+        if skipped and dist.is_main():
+            self.log(f"epoch {self.epoch + 1}: {skipped} of {self.steps} updates skipped (NaN or infinite gradients)")
         busy = max(wait + compute, 1e-9)
         return {
             "epoch": self.epoch + 1,
-            "train_loss": dist.mean_across_ranks(float(np.mean(losses)), self.device),
+            "train_loss": dist.mean_across_ranks(mean_finite(losses), self.device),
             "lr": lr,
             "patches_per_s": dist.mean_across_ranks(patches / busy, self.device) * self.world,
             "data_wait_share": wait / busy,

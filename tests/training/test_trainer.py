@@ -324,3 +324,44 @@ def test_every_cache_trains_on_the_same_patches(tiny_data, tmp_path):
     assert losses["disk"] == pytest.approx(losses["memory"], rel=1e-4)
     assert losses["none"] == pytest.approx(losses["memory"], rel=1e-4)
     assert losses["mmap"] == pytest.approx(losses["memory"], rel=2e-2)  # float16 storage of the normalised image
+
+
+class _NaNOnCalls(torch.nn.Module):
+    """The real loss, made NaN on the chosen calls (what a numerics fault or a too-high learning rate gives)."""
+
+    def __init__(self, loss: torch.nn.Module, bad: set[int] | None) -> None:
+        super().__init__()
+        self.loss, self.bad, self.calls = loss, bad, 0
+
+    def forward(self, logits, target):
+        self.calls += 1
+        value = self.loss(logits, target)
+        return value * float("nan") if self.bad is None or self.calls in self.bad else value
+
+
+def _nan_loss(monkeypatch, bad: set[int] | None) -> None:
+    from brats3d.training import trainer as trainer_module
+
+    real = trainer_module.build_loss
+    monkeypatch.setattr(trainer_module, "build_loss", lambda *a, **k: _NaNOnCalls(real(*a, **k), bad))
+
+
+def test_an_update_with_nan_gradients_is_skipped_and_never_reaches_the_weights(tiny_data, tmp_path, monkeypatch):
+    _nan_loss(monkeypatch, bad={2, 3})
+    config = load_config(None, [*TINY, "data.val_fraction=0", "train.epochs=2", "train.steps_per_epoch=3"])
+    lines: list[str] = []
+    result = train(config, tmp_path / "run", data_dir=tiny_data, log=lines.append)
+    assert result.epochs_done == 2 and all(np.isfinite(row["train_loss"]) for row in result.history)
+    assert any("2 of 3 updates skipped" in line for line in lines)
+    weights = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+
+
+def test_a_run_whose_gradients_stay_nan_stops_with_a_clear_error(tiny_data, tmp_path, monkeypatch):
+    from brats3d.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "MAX_NONFINITE_STEPS", 3)
+    _nan_loss(monkeypatch, bad=None)
+    config = load_config(None, [*TINY, "data.val_fraction=0", "train.epochs=5", "train.steps_per_epoch=2"])
+    with pytest.raises(BratsInputError, match="training diverged: 3 updates in a row had NaN"):
+        train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
