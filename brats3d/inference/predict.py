@@ -38,7 +38,7 @@ class PredictOptions:
     min_enhancing: int | None = None  # voxels
     enhancing_contrast: float | str | None = None  # T1ce z-score of the enhancing-contrast rule, or "off"
     device: str = "auto"
-    # None: the precision the recipe trained in (train.amp; bf16 also on CPUs with native bf16): with flip TTA on
+    # None: the precision the recipe trained in (train.amp; bf16 also on CPUs with AVX512-BF16): with flip TTA on
     # 2 such cores 15 s a scan instead of 26 s, the same out-of-fold Dice to three decimals (BENCHMARKS.md)
     amp: str | None = None
     save_probabilities: bool = False
@@ -238,6 +238,12 @@ class Predictor:
         probs, cropped = segment_cropped(
             self.models, item["image"], self.target, self.patch_size, o, self.device, self.rules.thresholds
         )
+        if not torch.isfinite(probs).all():  # thresholds would silently turn NaN into background
+            raise BratsInputError(
+                case.images[0],
+                "the network's output holds NaN or infinite values: the checkpoint's weights are broken, or this "
+                "machine's low-precision kernels failed",
+            )
         labels = np.zeros(loaded.image.shape[1:], np.uint8)
         labels[box] = cropped
         labels = self.rules.apply(labels, loaded.image)

@@ -146,6 +146,16 @@ def test_checkpoint_of_another_network_is_refused(checkpoint, tmp_path):
         Predictor(tmp_path / "junk.pt")
 
 
+def test_a_network_that_outputs_nan_is_an_error_not_an_empty_segmentation(make_dataset, checkpoint, tmp_path):
+    payload = load_checkpoint(checkpoint)
+    first = next(k for k, v in payload["model"].items() if v.is_floating_point())
+    payload["model"][first] = torch.full_like(payload["model"][first], float("nan"))
+    torch.save(payload, tmp_path / "nan.pt")
+    case = discover(make_dataset("brats2021", cases=1)).cases[0]
+    with pytest.raises(BratsInputError, match="output holds NaN or infinite values"):
+        _predictor(tmp_path / "nan.pt").predict(case)
+
+
 def test_input_forms_resolve_to_cases(make_dataset, tmp_path):
     root = make_dataset("brats2021", cases=2)
     assert [c.case_id for c in resolve_inputs([str(root)], {})] == ["BraTS2021_00001", "BraTS2021_00002"]
