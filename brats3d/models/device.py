@@ -75,6 +75,17 @@ def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
     return None  # CPU: fp32 (fp16 autocast on CPU is slow and unsupported for many ops)
 
 
+def describe_precision(device: torch.device, amp: str) -> str:
+    """How ``amp`` runs on ``device``, in words for the training log (a recipe's bf16 that became fp32 says why)."""
+    dtype = amp_dtype(device, amp)
+    if dtype is not None:
+        return f"{str(dtype).removeprefix('torch.')} autocast"
+    if device.type == "cpu" and amp == "bf16":
+        why = "AMX kernels return NaN at times" if "amx_bf16" in cpu_flags() else "no native bf16"
+        return f"fp32 (train.amp bf16: {why} on this CPU)"
+    return "fp32"
+
+
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
     """An autocast context for ``amp`` on ``device`` (a no-op in fp32)."""
     dtype = amp_dtype(device, amp)

@@ -36,9 +36,9 @@ from brats3d.inference.predict import PredictOptions, segment_cropped
 from brats3d.models import build_network
 from brats3d.models.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
 from brats3d.models.device import (
-    amp_dtype,
     autocast,
     available_cores,
+    describe_precision,
     needs_grad_scaler,
     select_device,
     to_training_device,
@@ -418,10 +418,9 @@ class Trainer:
 
             writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.epoch + 1)
             _write_history(self.run_dir, self.history, self.csv_columns)
-            dtype = amp_dtype(self.device, c.train.amp)
             self.log(
                 f"training {c.model.network} on {len(self.train_cases)} cases, validating on {len(self.val_cases)}; "
-                f"device {self.device}{f' with {dtype} autocast' if dtype else ''}, world size {self.world}, "
+                f"device {self.device} in {describe_precision(self.device, c.train.amp)}, world size {self.world}, "
                 f"{self.steps} steps/epoch, {self.workers} loader workers, {torch.get_num_threads()} threads"
             )
         t_start = time.perf_counter() - self.seconds

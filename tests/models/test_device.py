@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from brats3d.models import device as device_module
-from brats3d.models.device import amp_dtype, autocast, needs_grad_scaler, to_training_device
+from brats3d.models.device import amp_dtype, autocast, describe_precision, needs_grad_scaler, to_training_device
 
 CPU = torch.device("cpu")
 
@@ -59,3 +59,14 @@ def test_3d_networks_train_channels_last_on_the_cpu_with_the_same_outputs_and_we
 def test_2d_networks_keep_the_default_layout():
     net = to_training_device(torch.nn.Conv2d(1, 2, 3), CPU)
     assert net.weight.is_contiguous()
+
+
+def test_the_training_log_says_why_a_recipes_bf16_runs_in_fp32(monkeypatch):
+    monkeypatch.setattr(device_module, "cpu_bf16_pays", lambda: False)
+    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx512_bf16", "amx_bf16"}))
+    assert describe_precision(CPU, "bf16") == "fp32 (train.amp bf16: AMX kernels return NaN at times on this CPU)"
+    monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert describe_precision(CPU, "bf16") == "fp32 (train.amp bf16: no native bf16 on this CPU)"
+    assert describe_precision(CPU, "off") == "fp32"
+    monkeypatch.setattr(device_module, "cpu_bf16_pays", lambda: True)
+    assert describe_precision(CPU, "bf16") == "bfloat16 autocast"
