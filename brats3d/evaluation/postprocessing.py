@@ -37,7 +37,7 @@ ENHANCING_PRIOR = 500  # voxels (0.5 ml on BraTS' 1 mm grid)
 ENHANCING_CONTRASTS = (-0.5, 0.0, 0.5, 1.0)  # T1ce z-scores against the predicted healthy brain
 
 
-class _Case:
+class OutOfFoldCase:
     """One case's out-of-fold probabilities and truth, cropped to the brain's bounding box to keep the search fast."""
 
     def __init__(self, case: Case, probability_dir: Path) -> None:
@@ -75,14 +75,14 @@ class _Case:
         return {**scores, "ET ml": round(enhancing * self.voxel_ml, 2)}
 
 
-def _mean_dice(cases: list[_Case], rules: PostProcessing) -> dict[str, float]:
+def _mean_dice(cases: list[OutOfFoldCase], rules: PostProcessing) -> dict[str, float]:
     scores = [c.dice(rules) for c in cases]
     return {n: float(np.mean([s[n] for s in scores])) for n in REGION_NAMES}
 
 
 def score_rules(cases: list[Case], probability_dir: str | Path, rules: PostProcessing) -> dict[str, dict]:
     """Dice per region and enhancing volume of each case under ``rules`` (rules scored on cases of one's choice)."""
-    return {c.case_id: c.summary(rules) for c in (_Case(case, Path(probability_dir)) for case in cases)}
+    return {c.case_id: c.summary(rules) for c in (OutOfFoldCase(case, Path(probability_dir)) for case in cases)}
 
 
 def mean_dice_of(summaries: dict[str, dict]) -> dict[str, float]:
@@ -95,14 +95,14 @@ def choose_postprocessing(
 ) -> tuple[PostProcessing, dict]:
     """The rules that the out-of-fold predictions support, and the evidence (mean Dice before and after; with
     ``folds``, also the nested estimate of what the rules are worth on unseen cases). Each case is read once."""
-    loaded = [_Case(c, Path(probability_dir)) for c in cases]
+    loaded = [OutOfFoldCase(c, Path(probability_dir)) for c in cases]
     rules, evidence = _search(loaded, log)
     if folds:
         evidence["nested"] = _nested_estimate(loaded, folds)
     return rules, evidence
 
 
-def _nested_estimate(loaded: list[_Case], folds: list[list[str]]) -> dict:
+def _nested_estimate(loaded: list[OutOfFoldCase], folds: list[list[str]]) -> dict:
     """For each fold, rules chosen on the other folds' cases only, scored on the fold's own cases: what the search's
     rules are worth on unseen scans (the plain search scores the very cases it chose on, which flatters it)."""
     per_case, per_fold = {}, []
@@ -113,7 +113,7 @@ def _nested_estimate(loaded: list[_Case], folds: list[list[str]]) -> dict:
     return {"mean_dice": mean_dice_of(per_case), "rules_per_fold": per_fold, "per_case": per_case}
 
 
-def _search(loaded: list[_Case], log) -> tuple[PostProcessing, dict]:
+def _search(loaded: list[OutOfFoldCase], log) -> tuple[PostProcessing, dict]:
     """The search itself, on cases already read."""
     rules = PostProcessing()
     before = best = _mean_dice(loaded, rules)
