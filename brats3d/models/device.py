@@ -55,10 +55,10 @@ def cpu_bf16_pays(flags: frozenset[str] | None = None) -> bool:
     AVX512-BF16 alone: a training step 1.41x and inference 1.33x faster than fp32 (BENCHMARKS.md). With AMX (Xeon
     Sapphire Rapids and later) oneDNN runs bf16 convolutions in AMX kernels which, in the PyTorch 2.13 CPU build,
     return NaN now and then: on a 2-core Xeon with AMX the recipe's U-Net lost its loss to NaN within three steps
-    in 7 of 8 identical runs, and ``ConvTranspose3d``'s input gradient was NaN in 1-6 of 200 identical calls
+    in 7 of 8 identical runs, and ``ConvTranspose3d``'s input gradient was NaN in 1 to 200 of 200 identical calls
     (``benchmarks/bench_cpu_bf16.py``; oneDNN has known AMX bf16 tail-handling bugs of this kind). Capping oneDNN
-    below AMX (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``) fixes it but makes bf16 slower than fp32 there (0.365
-    against 0.325 s a step of two patches), so AMX CPUs train and predict in fp32.
+    below AMX (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``) fixes it but makes bf16 slower than fp32 there (0.378
+    against 0.362 s a step of two patches), so AMX CPUs train and predict in fp32.
     """
     flags = cpu_flags() if flags is None else flags
     return "avx512_bf16" in flags and "amx_bf16" not in flags
