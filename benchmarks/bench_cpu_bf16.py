@@ -25,10 +25,10 @@ import time
 import torch
 from _common import print_table
 
-from brats3d.models.device import cpu_flags
+from brats3d.models.device import available_cores, cpu_flags
 
-MODES = {  # name: (autocast dtype, extra environment)
-    "fp32": (None, {}),
+MODES = {  # name: (the child's precision, extra environment)
+    "fp32": ("fp32", {}),
     "bf16": ("bf16", {}),
     "bf16, oneDNN below AMX": ("bf16", {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}),
 }
@@ -39,8 +39,7 @@ def measure(bf16: bool, runs: int, steps: int, calls: int) -> dict:
     from brats3d.models.losses import build_loss
     from brats3d.models.registry import build_network
 
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
-    dtype = torch.bfloat16 if bf16 else None
+    torch.set_num_threads(available_cores())
     nan_runs, first_losses, times = 0, set(), []
     for _ in range(runs):
         torch.manual_seed(0)
@@ -51,7 +50,7 @@ def measure(bf16: bool, runs: int, steps: int, calls: int) -> dict:
         losses = []
         for _ in range(steps):
             t0 = time.perf_counter()
-            with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 out = net(x)
             loss = loss_fn(out.float(), y)
             opt.zero_grad()
@@ -92,35 +91,23 @@ def main() -> None:
         return
     isa = [f for f in ("avx512_bf16", "amx_bf16") if f in cpu_flags()]
     print(f"CPU bf16 flags: {', '.join(isa) or 'none'}; torch {torch.__version__}")
-    columns = [
-        "precision",
-        "U-Net runs with NaN loss",
-        "distinct first losses",
-        "s per step (2 patches)",
-        "NaN deconv grads",
-    ]
     rows = []
     for name, (amp, env) in MODES.items():
-        cmd = [sys.executable, __file__, "--child", amp or "fp32"]
+        cmd = [sys.executable, __file__, "--child", amp]
         cmd += ["--runs", str(args.runs), "--steps", str(args.steps), "--calls", str(args.calls)]
         done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=True)
         r = json.loads(done.stdout.strip().splitlines()[-1])
-        rows.append(
-            dict(
-                zip(
-                    columns,
-                    [
-                        name,
-                        f"{r['nan_runs']} of {args.runs}",
-                        r["distinct_first_losses"],
-                        f"{r['s_per_step']:.3f}",
-                        f"{r['nan_deconv_calls']} of {args.calls}",
-                    ],
-                )
-            )
-        )
         print(f"{name}: {r}", flush=True)
-    print_table(rows, columns)
+        rows.append(
+            {
+                "precision": name,
+                "U-Net runs with NaN loss": f"{r['nan_runs']} of {args.runs}",
+                "distinct first losses": r["distinct_first_losses"],
+                "s per step (2 patches)": f"{r['s_per_step']:.3f}",
+                "NaN deconv grads": f"{r['nan_deconv_calls']} of {args.calls}",
+            }
+        )
+    print_table(rows, list(rows[0]))
 
 
 if __name__ == "__main__":
