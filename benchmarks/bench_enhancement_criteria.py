@@ -19,13 +19,12 @@ import numpy as np
 from _common import REAL_DATA, print_table
 
 from brats3d.config import load_config
-from brats3d.data.brain import brain_mask
 from brats3d.data.labels import ENHANCING, NON_ENHANCING
-from brats3d.data.layouts import MODALITIES, discover
+from brats3d.data.layouts import discover
 from brats3d.data.targets import REGIONS, get_target
 from brats3d.evaluation.metrics import Confusion, structure_mask
 from brats3d.evaluation.postprocessing import OutOfFoldCase
-from brats3d.transforms.postprocess import relabel_small_enhancing, remove_small_components
+from brats3d.transforms.postprocess import healthy_z_scores, relabel_small_enhancing, remove_small_components
 
 # name: (T1ce z bound or None, T1ce-minus-T1 bound or None); a voxel stays enhancing only when it passes both
 CRITERIA = {
@@ -39,16 +38,10 @@ CRITERIA = {
 WT_THRESHOLDS = (0.2, 0.25, 0.3, 0.4, 0.5)
 
 
-def z_scores(image: np.ndarray, healthy: np.ndarray, modality: str) -> np.ndarray:
-    channel = np.asarray(image[MODALITIES.index(modality)], np.float32)
-    reference = channel[healthy]
-    return (channel - reference.mean()) / max(float(reference.std()), 1e-6)
-
-
 def enhancing_dice(case: OutOfFoldCase, labels: np.ndarray, t1ce_min, difference_min, min_enhancing: int):
     """ET Dice and predicted ET ml after relabelling the enhancing voxels that fail the criterion as core."""
-    healthy = brain_mask(case.image) & (labels == 0)
-    t1ce, t1 = z_scores(case.image, healthy, "t1ce"), z_scores(case.image, healthy, "t1")
+    healthy = case.brain & (labels == 0)
+    t1ce, t1 = healthy_z_scores(case.image, healthy, "t1ce"), healthy_z_scores(case.image, healthy, "t1")
     fails = np.zeros(labels.shape, bool)
     if t1ce_min is not None:
         fails |= t1ce < t1ce_min
@@ -58,9 +51,8 @@ def enhancing_dice(case: OutOfFoldCase, labels: np.ndarray, t1ce_min, difference
     out[(out == ENHANCING) & fails] = NON_ENHANCING
     out = relabel_small_enhancing(out, min_enhancing)
     mask = structure_mask(out, "enhancing_tumour")
-    return Confusion.of(mask, structure_mask(case.truth, "enhancing_tumour")).dice, np.count_nonzero(
-        mask
-    ) * case.voxel_ml
+    dice = Confusion.of(mask, structure_mask(case.truth, "enhancing_tumour")).dice
+    return dice, np.count_nonzero(mask) * case.voxel_ml
 
 
 def main() -> None:

@@ -130,12 +130,17 @@ def relabel_unenhanced(labels: np.ndarray, image: np.ndarray, min_z: float) -> n
     healthy = brain_mask(image) & (labels == 0)
     if not enhancing.any() or np.count_nonzero(healthy) < 2:
         return labels
-    t1ce = np.asarray(image[MODALITIES.index("t1ce")], dtype=np.float32)
-    reference = t1ce[healthy]
-    z = (t1ce - reference.mean()) / max(float(reference.std()), 1e-6)
+    z = healthy_z_scores(image, healthy, "t1ce")
     out = labels.copy()
     out[enhancing & (z < min_z)] = NON_ENHANCING
     return out
+
+
+def healthy_z_scores(image: np.ndarray, healthy: np.ndarray, modality: str) -> np.ndarray:
+    """One modality of ``image`` (C, X, Y, Z) as z-scores against its own ``healthy`` voxels (X, Y, Z)."""
+    channel = np.asarray(image[MODALITIES.index(modality)], dtype=np.float32)
+    reference = channel[healthy]
+    return (channel - reference.mean()) / max(float(reference.std()), 1e-6)
 
 
 def restrict_to_brain(labels: np.ndarray, image: np.ndarray) -> np.ndarray:
