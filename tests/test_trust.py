@@ -60,6 +60,26 @@ def test_a_malicious_checkpoint_runs_nothing_in_predict_evaluate_or_resume(evil,
     assert not marker.exists()
 
 
+def test_a_bare_pickle_or_truncated_checkpoint_is_refused_unread(evil, make_dataset, tmp_path, capsys):
+    import pickle
+
+    path, marker = evil
+    bare = tmp_path / "bare.pt"  # what pickle.dump or torch.save(..., _use_new_zipfile_serialization=False) writes
+    bare.write_bytes(pickle.dumps(_RunsCode(marker)))
+    half = tmp_path / "half.pt"
+    shutil.copy(path, half)
+    _truncate(half)
+    case = next(make_dataset("brats2021", cases=1).iterdir())
+    for bad in (bare, half):
+        assert main(["predict", str(case), "--checkpoint", str(bad), "--out", str(tmp_path / "p")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert (
+            err == f"brats3d predict: error: {bad}: not a readable checkpoint (not a PyTorch zip archive: "
+            "truncated, or a bare or legacy pickle, which brats3d does not unpickle)"
+        )
+    assert not marker.exists() and not (tmp_path / "p").exists()
+
+
 def test_inspect_finds_a_truncated_file_without_reading_voxels(make_dataset, capsys):
     root = make_dataset("brats2021", cases=4, shape=(32, 32, 16))
     t1ce = sorted(root.glob("*/*_t1ce.nii.gz"))[2]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pickle
 import random
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,14 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise BratsInputError(path, "checkpoint not found")
+    if not zipfile.is_zipfile(path):
+        # torch.save has written zip archives since PyTorch 1.6; anything else (a bare pickle, the legacy format,
+        # junk) is refused before a byte of it is unpickled, with a message that says so rather than torch's.
+        raise BratsInputError(
+            path,
+            "not a readable checkpoint (not a PyTorch zip archive: truncated, or a bare or legacy pickle, "
+            "which brats3d does not unpickle)",
+        )
     try:
         with torch.serialization.safe_globals(_LEGACY_NUMPY):
             payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
