@@ -20,6 +20,7 @@ Needs ../shared/data/brats18-sample (or --data). Run from benchmarks/:
     python bench_crossval.py --minutes 10 --postprocess --tta on   # the same after predicting again with flip TTA
     python bench_crossval.py --minutes 10 --tta on --score-rules --rules 'postprocessing.thresholds=[0.3,0.3,0.7]'
     python bench_crossval.py --minutes 10 --postprocess --tta on --overlap 0.75   # denser sliding windows
+    python bench_crossval.py --minutes 10 --postprocess --tta on --window 160x160x32   # deeper sliding windows
 """
 
 from __future__ import annotations
@@ -174,13 +175,15 @@ def run_folder(args, recipe: str) -> Path:
 
 def inference_suffix(args) -> str:
     """'' for out-of-fold probabilities predicted as the trained recipe says, else '_tta_on' / '_tta_off'; a
-    sliding-window overlap other than 0.5 adds '_overlap<value>'."""
+    sliding-window overlap other than 0.5 adds '_overlap<value>', a given window '_window<XxYxZ>'."""
     suffix = "" if args.tta == "recipe" else f"_tta_{args.tta}"
-    return suffix + ("" if args.overlap == 0.5 else f"_overlap{args.overlap:g}")
+    suffix += "" if args.overlap == 0.5 else f"_overlap{args.overlap:g}"
+    return suffix + ("" if args.window is None else f"_window{'x'.join(map(str, args.window))}")
 
 
 def predict_options(args) -> PredictOptions:
     return PredictOptions(
+        window=args.window,
         overlap=args.overlap,
         pictures=False,
         save_probabilities=True,
@@ -272,6 +275,12 @@ def main() -> None:
         default=0.5,
         help="sliding-window overlap when predicting held-out cases (other than 0.5: with --postprocess, predicted "
         "again into probabilities<tta>_overlap<value>)",
+    )
+    parser.add_argument(
+        "--window",
+        type=lambda text: [int(v) for v in text.split("x")],
+        help="sliding-window size XxYxZ when predicting held-out cases (default: the recipe's; given: with "
+        "--postprocess, predicted again into probabilities<tta>_window<XxYxZ>)",
     )
     args = parser.parse_args()
     path = Path(args.json)

@@ -68,7 +68,7 @@ def main() -> None:
     image = torch.as_tensor(brain_normalisation("image")({"image": loaded.image})["image"]).float()[None]
     with torch.no_grad():
         t0 = time.perf_counter()
-        sliding_window_inference(image, predictor.patch_size, 4, predictor.models[0], overlap=0.5, mode="gaussian")
+        sliding_window_inference(image, predictor.window, 4, predictor.models[0], overlap=0.5, mode="gaussian")
         plain = time.perf_counter() - t0
     t0 = time.perf_counter()
     ours = predictor.predict(cases[0]).timings["infer"]
@@ -76,9 +76,7 @@ def main() -> None:
         {"stage": "plain MONAI sliding_window_inference, whole scan", "seconds": round(plain, 2)},
         {"stage": "brats3d sliding window (cropped to brain)", "seconds": round(ours, 2)},
     ]
-    print(
-        f"data: {source}; network {args.network}; patch {predictor.patch_size}; torch threads {torch.get_num_threads()}"
-    )
+    print(f"data: {source}; network {args.network}; window {predictor.window}; torch threads {torch.get_num_threads()}")
     print_table(rows, list(rows[0]))
     print()
     print_table(compare, ["stage", "seconds"])

@@ -38,6 +38,11 @@ def _sizes(example: str, minimum: int) -> Callable[[str], tuple[int, ...]]:
 
 def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
     """The sliding-window options of ``predict``, shared by ``evaluate --checkpoint`` so both predict alike."""
+    p.add_argument(
+        "--window",
+        type=_sizes("160x160x32", 8),
+        help="sliding-window size XxYxZ (default: the recipe's inference.window, else its training patch)",
+    )
     p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
     p.add_argument("--sw-batch-size", type=int, default=4, help="windows per forward pass (default 4)")
     p.add_argument(
@@ -83,6 +88,7 @@ def _predict_options(args: argparse.Namespace, **extra):
     from brats3d.inference.predict import PredictOptions
 
     return PredictOptions(
+        window=args.window,
         overlap=args.overlap,
         sw_batch_size=args.sw_batch_size,
         tta=args.tta,

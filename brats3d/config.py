@@ -115,6 +115,9 @@ class InferenceConfig:
     # Average each window's logits over the 8 axis flips in `brats3d predict` and `evaluate` (unless --tta/--no-tta
     # says otherwise): 8x the inference compute; not used by validation during training.
     tta: bool = False
+    # Sliding-window size of predict, evaluate and whole-scan validation; None: the training patch. A fully
+    # convolutional network takes a window deeper than its patches: more context across slices, fewer seams.
+    window: list[int] | None = None
 
 
 class _Saved:
@@ -146,6 +149,11 @@ class RunConfig(_Saved):
     # (from `brats3d postprocess`) or the command line says otherwise; the packaged recipes carry the rules their
     # cross-validation chose.
     postprocessing: PostProcessing = field(default_factory=PostProcessing)
+
+    @property
+    def inference_window(self) -> list[int]:
+        """The sliding window that predicts whole scans: ``inference.window``, else the training patch."""
+        return list(self.inference.window or self.data.patch_size)
 
     def train_transform_arguments(self, **changes: Any) -> dict[str, Any]:
         """Arguments of ``transforms.build_train_transforms`` that this config describes (``changes`` win)."""
@@ -418,6 +426,9 @@ def validate(config: RunConfig, source: object = None) -> None:
     problem = check_network(config.model.network, d.patch_size)
     if problem:
         raise BratsInputError(source, problem)
+    problem = check_network(config.model.network, config.inference_window)
+    if problem:
+        raise BratsInputError(source, f"inference.window: {problem}")
 
 
 def _check_split(d: SliceDataConfig | DataConfig, source: object) -> None:

@@ -64,6 +64,14 @@ def test_cross_field_rules():
         load_config(None, ["data.bias_field_prob=0.3", "data.normalisation=slice"])
     with pytest.raises(BratsInputError, match=r"data\.rotation_degrees must lie in \[0, 180\] and data\.scaling"):
         load_config(None, ["data.scaling=1.5"])
+    with pytest.raises(BratsInputError, match=r"inference\.window: unet3d needs every patch dimension divisible by 16"):
+        load_config(None, ["inference.window=[160,160,20]"])
+
+
+def test_the_inference_window_is_the_training_patch_unless_the_recipe_sets_one():
+    assert load_config(None, ["data.patch_size=[96,96,32]"]).inference_window == [96, 96, 32]
+    deeper = load_config(None, ["inference.window=[160,160,48]"])
+    assert deeper.inference_window == [160, 160, 48] and deeper.data.patch_size == [160, 160, 16]
 
 
 def test_every_training_transform_setting_comes_from_the_config():

@@ -307,7 +307,8 @@ def _inference_line(settings: dict) -> str:
     if contrast is not None:
         enhancing = f"enhancing voxels under T1ce z {contrast:g} relabelled as core, {enhancing}"
     thresholds = "/".join(f"{t:g}" for t in rules["thresholds"])
+    window = "×".join(map(str, settings["window"])) if "window" in settings else "of the training patch"
     return (
-        f"Predicted with {models}: sliding window overlap {settings['overlap']}, flip TTA "
+        f"Predicted with {models}: sliding window {window}, overlap {settings['overlap']}, flip TTA "
         f"{'on' if settings['tta'] else 'off'}, thresholds WT/TC/ET {thresholds}, {components}, {enhancing}."
     )

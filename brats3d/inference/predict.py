@@ -22,12 +22,14 @@ from brats3d.files import atomic_path
 from brats3d.inference.sliding_window import sliding_window_predict
 from brats3d.models.checkpoint import load_checkpoint, model_from_checkpoint
 from brats3d.models.device import select_device
+from brats3d.models.registry import check_network
 from brats3d.transforms import build_val_transforms
 from brats3d.transforms.postprocess import RULES_FILE, PostProcessing, restrict_to_brain
 
 
 @dataclass
 class PredictOptions:
+    window: Sequence[int] | None = None  # sliding-window size; None: the recipe's (inference.window, else its patch)
     overlap: float = 0.5
     sw_batch_size: int = 4
     tta: bool | None = None  # average over the 8 axis flips; None: the recipe's choice (its config's inference.tta)
@@ -107,7 +109,7 @@ def ensemble_probabilities(
     models: Sequence[nn.Module],
     image: torch.Tensor,
     target: str,
-    patch_size: Sequence[int],
+    window: Sequence[int],
     options: PredictOptions,
     device: torch.device,
 ) -> torch.Tensor:
@@ -115,7 +117,7 @@ def ensemble_probabilities(
     total = None
     for model in models:
         probs = sliding_window_predict(
-            model, image, patch_size, target, options.overlap, options.sw_batch_size, device, options.amp, options.tta
+            model, image, window, target, options.overlap, options.sw_batch_size, device, options.amp, options.tta
         )
         total = probs if total is None else total + probs
     return total / len(models)
@@ -125,14 +127,14 @@ def segment_cropped(
     models: Sequence[nn.Module],
     image: torch.Tensor,
     target: Target,
-    patch_size: Sequence[int],
+    window: Sequence[int],
     options: PredictOptions,
     device: torch.device,
     thresholds: float | Sequence[float] = 0.5,
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Probabilities and canonical labels for a scan preprocessed by the validation chain (cropped to the brain,
     normalised), labels restricted to brain voxels. Validation and ``brats3d predict`` both call this."""
-    probs = ensemble_probabilities(models, image.float(), target.name, patch_size, options, device)
+    probs = ensemble_probabilities(models, image.float(), target.name, window, options, device)
     return probs, restrict_to_brain(target.labels(probs, thresholds), image.numpy())
 
 
@@ -186,7 +188,10 @@ class Predictor:
             options = replace(options, amp=self.config.train.amp)
         self.options = options
         self.target = get_target(payload["target"])
-        self.patch_size = payload["patch_size"]
+        self.window = list(options.window or self.config.inference_window)
+        problem = check_network(payload["network"], self.window)
+        if problem:
+            raise BratsInputError(None, f"sliding window {'x'.join(map(str, self.window))}: {problem}")
         self.checkpoints = [str(c) for c in checkpoints]
         self.rules = self._rules(checkpoints[0])
         self.chain = build_val_transforms(
@@ -219,6 +224,7 @@ class Predictor:
         o = self.options
         return {
             "checkpoints": list(self.checkpoints),  # a copy: a cross-validation report appends the other folds
+            "window": list(self.window),
             "overlap": o.overlap,
             "tta": bool(o.tta),
             "amp": o.amp,
@@ -236,7 +242,7 @@ class Predictor:
         loaded: LoadedCase = item["source"]
         t1 = time.perf_counter()
         probs, cropped = segment_cropped(
-            self.models, item["image"], self.target, self.patch_size, o, self.device, self.rules.thresholds
+            self.models, item["image"], self.target, self.window, o, self.device, self.rules.thresholds
         )
         if not torch.isfinite(probs).all():  # thresholds would silently turn NaN into background
             raise BratsInputError(

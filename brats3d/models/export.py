@@ -5,7 +5,8 @@ expects and returns: input (N, 4, X, Y, Z) in the channel order FLAIR, T1, T1ce,
 channel standardised to zero mean and unit variance over the brain (voxels where any channel is non-zero), zero
 outside; output logits per region (WT, TC, ET: sigmoid, then the thresholds, nested ET ⊂ TC ⊂ WT) or per class
 (softmax, then summed into the regions and thresholded alike). Whole scans are segmented with a sliding window
-of the patch size (Gaussian blending, overlap 0.5), as ``brats3d predict`` does. The bundle
+of the recipe's inference window (``inference.window``, else the training patch; Gaussian blending, overlap 0.5),
+as ``brats3d predict`` does; TorchScript and ONNX are traced at that window's size. The bundle
 (``configs/metadata.json``, ``configs/inference.json``, ``models/model.pt``) does all of that itself: ``python -m
 monai.bundle run --config_file BUNDLE/configs/inference.json --bundle_root BUNDLE --image SCAN --output_dir OUT``
 writes ``OUT/<scan>_seg.nii.gz`` in the training data's label numbering.
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from brats3d import __version__
+from brats3d.config import config_from_dict
 from brats3d.data.labels import LabelConvention, from_canonical
 from brats3d.data.layouts import MODALITIES
 from brats3d.data.targets import get_target
@@ -45,6 +47,7 @@ REGIONS_TO_LABELS = (
 def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
     """What an exported network expects and returns, from a loaded checkpoint."""
     config = payload["config"]
+    window = inference_window(payload)
     target = get_target(payload["target"])
     rules = config.get("postprocessing", {})
     return {
@@ -57,7 +60,8 @@ def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
             "channels": list(MODALITIES),
             "normalisation": "per channel: zero mean, unit variance over brain voxels (any channel non-zero); "
             "0 outside the brain",
-            "patch_size": payload["patch_size"],
+            "patch_size": payload["patch_size"],  # what it was trained on
+            "window": window,  # what whole scans are segmented with, and the traced formats' input size
         },
         "output": {
             "name": "logits",
@@ -67,9 +71,14 @@ def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
             "thresholds": rules.get("thresholds", [0.5, 0.5, 0.5]),
             "labels": ("" if target.sigmoid else SOFTMAX_TO_REGIONS) + REGIONS_TO_LABELS,
         },
-        "whole_scan": "sliding window of patch_size, Gaussian blending, overlap 0.5; labels outside the brain are 0",
+        "whole_scan": "sliding window of size window, Gaussian blending, overlap 0.5; labels outside the brain are 0",
         "training_label_convention": payload["label_convention"],
     }
+
+
+def inference_window(payload: dict[str, Any]) -> list[int]:
+    """The sliding window ``brats3d predict`` segments whole scans with for this checkpoint."""
+    return config_from_dict(payload["config"]).inference_window
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, fmt: str) -> list[Path]:
@@ -81,7 +90,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, fmt: str) -> 
     model.eval()
     out_dir = ensure_output_dir(out_dir)
     metadata = export_metadata(payload)
-    example = torch.zeros(1, len(MODALITIES), *payload["patch_size"])
+    example = torch.zeros(1, len(MODALITIES), *metadata["input"]["window"])
     if fmt == "torchscript":
         return [_torchscript(model, example, metadata, out_dir / "model.ts"), _json(metadata, out_dir)]
     if fmt == "onnx":
@@ -156,7 +165,7 @@ def _bundle(model: torch.nn.Module, payload: dict, metadata: dict, out_dir: Path
                     "type": "image",
                     "format": "magnitude",
                     "num_channels": len(MODALITIES),
-                    "spatial_shape": payload["patch_size"],
+                    "spatial_shape": metadata["input"]["window"],
                     "dtype": "float32",
                     "value_range": [],
                     "is_patch_data": True,
@@ -168,7 +177,7 @@ def _bundle(model: torch.nn.Module, payload: dict, metadata: dict, out_dir: Path
                     "type": "image",
                     "format": "segmentation",
                     "num_channels": len(target["channels"]),
-                    "spatial_shape": payload["patch_size"],
+                    "spatial_shape": metadata["input"]["window"],
                     "dtype": "float32",
                     "value_range": [0, 1],
                     "is_patch_data": True,
@@ -217,7 +226,7 @@ def _inference_config(payload: dict, thresholds: list[float], file_labels: list[
         },
         "inferer": {
             "_target_": "SlidingWindowInferer",
-            "roi_size": payload["patch_size"],
+            "roi_size": inference_window(payload),
             "sw_batch_size": 4,
             "overlap": 0.5,
             "mode": "gaussian",

@@ -120,7 +120,7 @@ def validation_labels(model: nn.Module, item: dict, config: RunConfig, device: t
     v = config.validation
     options = PredictOptions(overlap=v.overlap, sw_batch_size=v.sw_batch_size, tta=False, amp=config.train.amp)
     target = get_target(config.model.target)
-    _, labels = segment_cropped([model], item["image"], target, config.data.patch_size, options, device, v.threshold)
+    _, labels = segment_cropped([model], item["image"], target, config.inference_window, options, device, v.threshold)
     return labels
 
 

@@ -156,6 +156,24 @@ def test_a_network_that_outputs_nan_is_an_error_not_an_empty_segmentation(make_d
         _predictor(tmp_path / "nan.pt").predict(case)
 
 
+def test_the_sliding_window_is_the_recipes_unless_given_and_one_the_network_cannot_take_is_refused(
+    make_dataset, checkpoint, tmp_path
+):
+    assert _predictor(checkpoint).window == [32, 32, 16]  # a recipe without inference.window: its training patch
+    payload = load_checkpoint(checkpoint)
+    payload["config"]["inference"]["window"] = [32, 32, 32]
+    torch.save(payload, tmp_path / "deeper.pt")
+    case = discover(make_dataset("brats2021", cases=1)).cases[0]
+    deeper = _predictor(tmp_path / "deeper.pt", save_probabilities=True)
+    assert deeper.window == [32, 32, 32] and deeper.settings()["window"] == [32, 32, 32]
+    prediction = deeper.predict(case)
+    assert prediction.labels_ras.shape == prediction.loaded.image.shape[1:]
+    assert torch.isfinite(prediction.probabilities_ras.float()).all()
+    assert _predictor(tmp_path / "deeper.pt", window=(48, 48, 16)).window == [48, 48, 16]  # --window wins
+    with pytest.raises(BratsInputError, match=r"sliding window 32x32x20: unet3d needs every patch dimension divisible"):
+        _predictor(checkpoint, window=(32, 32, 20))
+
+
 def test_input_forms_resolve_to_cases(make_dataset, tmp_path):
     root = make_dataset("brats2021", cases=2)
     assert [c.case_id for c in resolve_inputs([str(root)], {})] == ["BraTS2021_00001", "BraTS2021_00002"]

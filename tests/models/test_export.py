@@ -20,7 +20,7 @@ from brats3d.inference.sliding_window import sliding_window_predict
 
 def _whole_scan_probabilities(network, predictor: Predictor, case) -> torch.Tensor:
     image = predictor.chain(case.to_dict())["image"]
-    return sliding_window_predict(network, image, predictor.patch_size, predictor.target.name, amp="off")
+    return sliding_window_predict(network, image, predictor.window, predictor.target.name, amp="off")
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_onnx_export_runs_in_onnxruntime_and_matches_predict(checkpoint, case_an
     assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(tmp_path)]) == 0
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     props = {p.key: p.value for p in onnx.load(str(tmp_path / "model.onnx")).metadata_props}
-    assert json.loads(props["brats3d"])["input"]["patch_size"] == predictor.patch_size
+    assert json.loads(props["brats3d"])["input"]["window"] == predictor.window
 
     class OnnxNetwork(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
