@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from brats3d import __version__
-from brats3d.config import config_from_dict
+from brats3d.config import SLICES, config_from_dict
 from brats3d.data.labels import LabelConvention, from_canonical
 from brats3d.data.layouts import MODALITIES
 from brats3d.data.targets import get_target
@@ -86,6 +86,12 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, fmt: str) -> 
     if fmt not in FORMATS:
         raise BratsInputError(None, f"export format must be one of {FORMATS}, got {fmt!r}")
     payload = load_checkpoint(checkpoint)
+    if payload.get("kind") == SLICES:
+        raise BratsInputError(
+            checkpoint,
+            "a 2D slice model: export covers the 3D scan networks only (their inputs and outputs are "
+            "what metadata.json and the MONAI bundle describe)",
+        )
     model, _ = model_from_checkpoint(payload)
     model.eval()
     out_dir = ensure_output_dir(out_dir)

@@ -100,6 +100,16 @@ def test_evaluate_scores_per_image_and_per_patient_with_a_report(trained, lgg, t
     assert "foreground_dsc_per_patient" in capsys.readouterr().out
 
 
+def test_export_of_a_slice_model_is_a_one_line_refusal(trained, tmp_path, capsys):
+    checkpoint = trained / "best.pt"
+    assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"brats3d export: error: {checkpoint}: a 2D slice model: export covers the 3D scan networks only (their "
+        "inputs and outputs are what metadata.json and the MONAI bundle describe)"
+    )
+    assert not (tmp_path / "x").exists()
+
+
 def test_paired_layout_end_to_end_on_the_cli(tmp_path, capsys):
     data = tmp_path / "us"
     write_paired_dataset(data, patients=4, slices=5, size=(32, 32), channels=1, seed=2)
