@@ -19,6 +19,7 @@ Needs ../shared/data/brats18-sample (or --data). Run from benchmarks/:
     python bench_crossval.py --minutes 10 --postprocess   # choose post-processing rules from ours' probabilities
     python bench_crossval.py --minutes 10 --postprocess --tta on   # the same after predicting again with flip TTA
     python bench_crossval.py --minutes 10 --tta on --score-rules --rules 'postprocessing.thresholds=[0.3,0.3,0.7]'
+    python bench_crossval.py --minutes 10 --tta off --window 160x160x48 --score-rules   # predicts again if needed
     python bench_crossval.py --minutes 10 --postprocess --tta on --overlap 0.75   # denser sliding windows
     python bench_crossval.py --minutes 10 --postprocess --tta on --window 160x160x32   # deeper sliding windows
 """
@@ -289,6 +290,8 @@ def main() -> None:
         report(results)
         return
     if args.score_rules:
+        if inference_suffix(args):
+            repredict(args, results)
         score_given_rules(args, results)
         return
     if args.postprocess:
