@@ -3,7 +3,7 @@ overlap 0.25, 0.5 and 0.75, with and without flip TTA; and our sliding-window st
 ``sliding_window_inference`` call on the uncropped scan at the same settings.
 
 Timings do not depend on the weights, so a freshly initialised network is used unless --checkpoint is given.
-Run: python benchmarks/bench_inference.py [--network unet3d] [--checkpoint runs/x/best.pt]
+Run: python benchmarks/bench_inference.py [--network unet3d] [--checkpoint runs/x/best.pt] [--window 160x160x32]
 """
 
 from __future__ import annotations
@@ -40,6 +40,11 @@ def main() -> None:
     parser.add_argument("--checkpoint")
     parser.add_argument("--cases", type=int, default=1)
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--window",
+        type=lambda text: [int(v) for v in text.split("x")],
+        help="sliding window XxYxZ (default: the recipe's inference.window, else its patch)",
+    )
     args = parser.parse_args()
     cases, source = benchmark_cases(args.cases)
     tmp = Path(tempfile.mkdtemp(prefix="brats3d-bench-infer-"))
@@ -47,7 +52,7 @@ def main() -> None:
     rows = []
     for overlap in (0.25, 0.5, 0.75):
         for tta in (False, True):
-            predictor = Predictor(ckpt, PredictOptions(overlap=overlap, tta=tta))
+            predictor = Predictor(ckpt, PredictOptions(window=args.window, overlap=overlap, tta=tta))
             for case in cases:
                 t0 = time.perf_counter()
                 prediction = predictor.predict(case)
@@ -63,7 +68,7 @@ def main() -> None:
                     }
                 )
     # Our sliding-window stage vs a plain MONAI call on the whole (uncropped, normalised) scan, same settings.
-    predictor = Predictor(ckpt, PredictOptions(overlap=0.5, pictures=False))
+    predictor = Predictor(ckpt, PredictOptions(window=args.window, overlap=0.5, pictures=False))
     loaded = load_case(cases[0], with_label=False, ras=True)
     image = torch.as_tensor(brain_normalisation("image")({"image": loaded.image})["image"]).float()[None]
     with torch.no_grad():
