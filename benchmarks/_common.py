@@ -39,6 +39,11 @@ def machine() -> dict:
     }
 
 
+def sizes(text: str) -> list[int]:
+    """``--window 160x160x32`` as [160, 160, 32] (an argparse type)."""
+    return [int(v) for v in text.split("x")]
+
+
 def print_table(rows: list[dict], columns: list[str]) -> None:
     widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import REAL_DATA, RESULTS, machine, print_table
+from _common import REAL_DATA, RESULTS, machine, print_table, sizes
 from _recipes import train_recipe
 
 from brats3d.config import load_config
@@ -279,7 +279,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--window",
-        type=lambda text: [int(v) for v in text.split("x")],
+        type=sizes,
         help="sliding-window size XxYxZ when predicting held-out cases (default: the recipe's; given: with "
         "--postprocess, predicted again into probabilities<tta>_window<XxYxZ>)",
     )

@@ -38,10 +38,17 @@ CRITERIA = {
 WT_THRESHOLDS = (0.2, 0.25, 0.3, 0.4, 0.5)
 
 
-def enhancing_dice(case: OutOfFoldCase, labels: np.ndarray, t1ce_min, difference_min, min_enhancing: int):
-    """ET Dice and predicted ET ml after relabelling the enhancing voxels that fail the criterion as core."""
-    healthy = case.brain & (labels == 0)
-    t1ce, t1 = healthy_z_scores(case.image, healthy, "t1ce"), healthy_z_scores(case.image, healthy, "t1")
+def enhancing_dice(
+    case: OutOfFoldCase,
+    labels: np.ndarray,
+    z: tuple[np.ndarray, np.ndarray],
+    t1ce_min,
+    difference_min,
+    min_enhancing: int,
+):
+    """ET Dice and predicted ET ml after relabelling the enhancing voxels that fail the criterion as core; ``z`` is
+    the case's (T1ce, T1) z-scores against its predicted healthy brain."""
+    t1ce, t1 = z
     fails = np.zeros(labels.shape, bool)
     if t1ce_min is not None:
         fails |= t1ce < t1ce_min
@@ -67,8 +74,10 @@ def main() -> None:
     for case in cases:
         labels = get_target(REGIONS).labels(case.probs, rules.thresholds)
         labels = remove_small_components(np.where(case.brain, labels, 0).astype(np.uint8), rules.min_component)
+        healthy = case.brain & (labels == 0)
+        z = healthy_z_scores(case.image, healthy, "t1ce"), healthy_z_scores(case.image, healthy, "t1")
         for name, (t1ce_min, difference_min) in CRITERIA.items():
-            scores[name].append(enhancing_dice(case, labels, t1ce_min, difference_min, rules.min_enhancing))
+            scores[name].append(enhancing_dice(case, labels, z, t1ce_min, difference_min, rules.min_enhancing))
     low = [i for i, c in enumerate(cases) if c.true_enhancing_ml < 5]
     rows = [
         {

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, benchmark_cases, machine, print_table, write_json
+from _common import RESULTS, benchmark_cases, machine, print_table, sizes, write_json
 from monai.inferers import sliding_window_inference
 
 from brats3d.config import load_config
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument(
         "--window",
-        type=lambda text: [int(v) for v in text.split("x")],
+        type=sizes,
         help="sliding window XxYxZ (default: the recipe's inference.window, else its patch)",
     )
     args = parser.parse_args()

@@ -47,7 +47,6 @@ REGIONS_TO_LABELS = (
 def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
     """What an exported network expects and returns, from a loaded checkpoint."""
     config = payload["config"]
-    window = inference_window(payload)
     target = get_target(payload["target"])
     rules = config.get("postprocessing", {})
     return {
@@ -61,7 +60,8 @@ def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
             "normalisation": "per channel: zero mean, unit variance over brain voxels (any channel non-zero); "
             "0 outside the brain",
             "patch_size": payload["patch_size"],  # what it was trained on
-            "window": window,  # what whole scans are segmented with, and the traced formats' input size
+            # what whole scans are segmented with (inference.window, else the patch), and the traced input size
+            "window": config_from_dict(config).inference_window,
         },
         "output": {
             "name": "logits",
@@ -74,11 +74,6 @@ def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
         "whole_scan": "sliding window of size window, Gaussian blending, overlap 0.5; labels outside the brain are 0",
         "training_label_convention": payload["label_convention"],
     }
-
-
-def inference_window(payload: dict[str, Any]) -> list[int]:
-    """The sliding window ``brats3d predict`` segments whole scans with for this checkpoint."""
-    return config_from_dict(payload["config"]).inference_window
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, fmt: str) -> list[Path]:
@@ -193,7 +188,7 @@ def _bundle(model: torch.nn.Module, payload: dict, metadata: dict, out_dir: Path
         },
         "brats3d": metadata,
     }
-    inference = _inference_config(payload, target["thresholds"], file_labels)
+    inference = _inference_config(payload, metadata["input"]["window"], target["thresholds"], file_labels)
     return [
         weights,
         _json(bundle_metadata, out_dir / "configs"),
@@ -201,7 +196,7 @@ def _bundle(model: torch.nn.Module, payload: dict, metadata: dict, out_dir: Path
     ]
 
 
-def _inference_config(payload: dict, thresholds: list[float], file_labels: list[int]) -> dict:
+def _inference_config(payload: dict, window: list[int], thresholds: list[float], file_labels: list[int]) -> dict:
     """MONAI bundle config: load (one 4D file or four files in the channel order), RAS, standardise over the brain,
     sliding window, sigmoid, nested thresholds, labels in the training numbering, zero outside the brain, save."""
     spec = NETWORKS[payload["network"]]
@@ -232,7 +227,7 @@ def _inference_config(payload: dict, thresholds: list[float], file_labels: list[
         },
         "inferer": {
             "_target_": "SlidingWindowInferer",
-            "roi_size": inference_window(payload),
+            "roi_size": window,
             "sw_batch_size": 4,
             "overlap": 0.5,
             "mode": "gaussian",
