@@ -196,8 +196,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             failures.append(str(error))
             continue
         print(summary_line(prediction))
-    print(f"wrote {len(cases) - len(failures)} segmentation(s) to {args.out}")
-    return _report_failures(args.command, failures)
+    if len(failures) < len(cases):
+        print(f"wrote {len(cases) - len(failures)} segmentation(s) to {args.out}")
+    return _report_failures(args.command, failures, len(cases))
 
 
 def _slice_postprocessing(args: argparse.Namespace):
@@ -256,12 +257,15 @@ def _evaluate_slices(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_failures(command: str, failures: list[str]) -> int:
-    """Print each bad case on its own line; exit 2 when there was any."""
+def _report_failures(command: str, failures: list[str], cases: int) -> int:
+    """Print each bad case on its own line, then a count when there were several cases; exit 2 when any failed.
+
+    A single bad case is exactly one line: the file and what is wrong with it."""
     for failure in failures:
         print(f"brats3d {command}: error: {failure}", file=sys.stderr)
-    if failures:
-        print(f"brats3d {command}: {len(failures)} case(s) failed (listed above); the others are done", file=sys.stderr)
+    if failures and cases > 1:
+        outcome = "nothing was written" if len(failures) == cases else "the others are done"
+        print(f"brats3d {command}: {len(failures)} of {cases} cases failed (listed above); {outcome}", file=sys.stderr)
     return 2 if failures else 0
 
 
@@ -325,12 +329,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     else:
         evaluation = evaluate_folder(args.pred, args.ref, args.pred_convention, hd95, keep_going=True)
+    scored = len(evaluation.cases) + len(evaluation.failures)
     if not evaluation.cases:
-        return _report_failures(args.command, evaluation.failures) or 2
+        return _report_failures(args.command, evaluation.failures, scored) or 2
     report = write_report(evaluation, out, None if args.cv or args.checkpoint else args.pred_convention)
     print(format_table(summary_rows(evaluation)))
     print(f"report: {report} (and report.html, per_case.csv, summary.json)")
-    return _report_failures(args.command, evaluation.failures)
+    return _report_failures(args.command, evaluation.failures, scored)
 
 
 def _cmd_postprocess(args: argparse.Namespace) -> int:
@@ -369,7 +374,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     ensure_output_dir(args.out)
     done, failures = preprocess(cases, config, args.out, workers=args.workers or max(1, available_cores()))
     print(f"{args.out}: {len(done)} case(s) preprocessed, {len(cases) - len(done) - len(failures)} already fresh")
-    return _report_failures(args.command, failures)
+    return _report_failures(args.command, failures, len(cases))
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

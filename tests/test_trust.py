@@ -214,7 +214,7 @@ def test_predict_over_a_folder_goes_on_past_a_bad_case(checkpoint, make_dataset,
     out = tmp_path / "p"
     assert main(["predict", str(root), "--checkpoint", str(checkpoint), "--out", str(out), "--no-pictures"]) == 2
     err = capsys.readouterr().err
-    assert f"{bad}: file is truncated" in err and "1 case(s) failed" in err
+    assert f"{bad}: file is truncated" in err and "1 of 3 cases failed (listed above); the others are done" in err
     assert len(list(out.glob("*_seg.nii.gz"))) == 2 and not list(out.glob(".*"))
 
 
@@ -224,7 +224,11 @@ def test_a_failed_single_case_predict_leaves_no_output_folder(checkpoint, make_d
     _truncate(next(case.glob("*_t1.nii.gz")))
     out = tmp_path / "new" / "predictions"
     assert main(["predict", str(case), "--checkpoint", str(checkpoint), "--out", str(out)]) == 2
-    assert "file is truncated" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    bad = next(case.glob("*_t1.nii.gz"))
+    (line,) = captured.err.splitlines()  # one line: the file and what is wrong
+    assert line.startswith(f"brats3d predict: error: {bad}: file is truncated")
+    assert "wrote" not in captured.out  # no claim about a folder that is not there
     assert not (tmp_path / "new").exists()
 
 
@@ -239,6 +243,6 @@ def test_evaluate_over_a_folder_scores_the_good_cases_and_lists_the_bad(make_dat
     out = tmp_path / "eval"
     assert main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(out), "--no-hd95"]) == 2
     err = capsys.readouterr().err
-    assert f"{bad}: file is truncated" in err and "1 case(s) failed" in err
+    assert f"{bad}: file is truncated" in err and "1 of 3 cases failed (listed above); the others are done" in err
     rows = (out / "per_case.csv").read_text().splitlines()
     assert len({row.split(",")[0] for row in rows[1:]}) == 2 and bad.name.split("_seg")[0] not in "".join(rows)
