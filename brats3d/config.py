@@ -451,6 +451,21 @@ def _check_train(t: TrainConfig, validate_every: int, source: object) -> None:
         raise BratsInputError(source, "train.epochs and validation.every must be at least 1")
     if not 0 <= t.ema_decay < 1:
         raise BratsInputError(source, f"train.ema_decay must lie in [0, 1) (0: off), got {t.ema_decay}")
+    # Checked here so that a typo is one line naming the config, not a traceback from the optimiser or the loader.
+    for key, value, low, strict in (
+        ("train.lr", t.lr, 0, True),
+        ("train.max_minutes", t.max_minutes, 0, True),
+        ("train.grad_clip", t.grad_clip, 0, False),  # 0: no clipping
+        ("train.batch_size", t.batch_size, 1, False),
+        ("train.steps_per_epoch", t.steps_per_epoch, 1, False),
+        ("train.patience", t.patience, 1, False),
+        ("train.threads", t.threads, 0, False),  # 0 as None: from the cores available
+        ("train.weight_decay", t.weight_decay, 0, False),
+        ("train.warmup_epochs", t.warmup_epochs, 0, False),
+        ("train.checkpoint_minutes", t.checkpoint_minutes, 0, False),
+    ):
+        if value is not None and (value <= low if strict else value < low):
+            raise BratsInputError(source, f"{key} must be {'>' if strict else '>='} {low}, got {value}")
 
 
 def validate_slices(config: SliceRunConfig, source: object = None) -> None:

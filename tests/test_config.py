@@ -1,4 +1,5 @@
 import inspect
+import re
 
 import pytest
 import yaml
@@ -53,6 +54,16 @@ def test_cross_field_rules():
     for config in (None, "demo2d"):  # the 3D and the 2D schema share the training keys
         with pytest.raises(BratsInputError, match=r"train\.ema_decay must lie in \[0, 1\)"):
             load_config(config, ["train.ema_decay=1.0"])
+        for setting, message in (
+            ("train.lr=-1", "train.lr must be > 0, got -1.0"),
+            ("train.lr=0", "train.lr must be > 0, got 0.0"),
+            ("train.batch_size=0", "train.batch_size must be >= 1, got 0"),
+            ("train.max_minutes=0", "train.max_minutes must be > 0, got 0.0"),
+            ("train.weight_decay=-0.1", "train.weight_decay must be >= 0, got -0.1"),
+        ):  # before these, a typo surfaced as the optimiser's or the loader's traceback
+            with pytest.raises(BratsInputError, match=re.escape(message)):
+                load_config(config, [setting])
+    assert load_config(None, ["train.grad_clip=0", "train.threads=0"]).train.grad_clip == 0  # 0: off, and auto
     with pytest.raises(BratsInputError, match=r"data\.bias_field_prob must lie in \[0, 1\]"):
         load_config(None, ["data.bias_field_prob=1.5"])
     with pytest.raises(BratsInputError, match=r"data\.elastic_prob must lie in \[0, 1\]"):
