@@ -5,7 +5,8 @@ Resumable: one unit of work is one recipe on one fold; each finished unit is app
 later invocation skips the units already there (a session that stops mid-run loses at most the unit in progress).
 Units run fold by fold, alternating recipes, so that a machine busier at some times than others affects both alike.
 The out-of-fold probabilities of each case are kept under --out (uint8, compressed) so that post-processing can be
-chosen from them afterwards (`brats3d postprocess`), without training again.
+chosen from them afterwards (`brats3d postprocess`), without training again; `--score-rules` appends what it scores
+to `<json stem>_rules<suffix>.json`.
 
 The budget is wall clock (``--minutes``, what a user on this machine gets) or a number of training patches
 (``--patches``, the same network compute for every recipe): with a patch budget a GPU runs the CPU experiment
@@ -31,6 +32,7 @@ import json
 import math
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +65,7 @@ def train_unit(recipe: str, fold: int, args, cases, out: Path) -> tuple[Path, di
         *args.set,
     ]
     config = load_config(args.config, overrides)
-    validation = set(fold_assignment([c.case_id for c in cases], args.folds, config.seed)[fold])
+    validation = set(fold_assignment([c.case_id for c in cases], args.folds, config.seed, config.data.fold_by)[fold])
     n_train = len(cases) - len(validation)
     if args.patches:  # whole epochs of ours' own length, at least the patch budget; the cosine ends with them
         per_epoch = steps_per_epoch(config, n_train, 1) * config.train.batch_size
@@ -245,6 +247,19 @@ def score_given_rules(args, results: dict) -> None:
     print(f"rules {rules} on {probabilities}")
     print_table(rows, list(rows[0]))
     print(f"mean Dice {format_scores(mean_dice_of(scores))}")
+    path = save_rule_scores(args, rules, scores)
+    print(f"-> {path}")
+
+
+def save_rule_scores(args, rules, scores: dict[str, dict]) -> Path:
+    """Appends one scored rule set to ``<json stem>_rules<suffix>.json`` (keyed by the rules, a rescore replaces its
+    entry): the numbers outlive the terminal and the probabilities, which a session's /tmp may not keep."""
+    path = Path(args.json).with_name(f"{Path(args.json).stem}_rules{inference_suffix(args)}.json")
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    saved[str(rules)] = {"rules": asdict(rules), "mean_dice": mean_dice_of(scores), "per_case": scores}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(saved, indent=2))
+    return path
 
 
 def main() -> None:
@@ -305,7 +320,8 @@ def main() -> None:
     folds = range(args.folds) if args.fold == "all" else [int(args.fold)]
     recipes = RECIPES if args.recipe == "all" else (args.recipe,)
     # the folds follow the seed the units train with (--set seed=N included), so each case is scored out of fold
-    assignment = fold_assignment([c.case_id for c in cases], args.folds, load_config(args.config, args.set).seed)
+    config = load_config(args.config, args.set)
+    assignment = fold_assignment([c.case_id for c in cases], args.folds, config.seed, config.data.fold_by)
     results["assignment"] = assignment
     for fold in folds:
         for recipe in recipes:

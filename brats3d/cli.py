@@ -465,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         help="K-fold cross-validation: every case is validated exactly once across the folds; "
-        "fold k trains into OUT/fold_k (score the out-of-fold predictions with `brats3d evaluate --cv OUT`)",
+        "fold k trains into OUT/fold_k (score the out-of-fold predictions with `brats3d evaluate --cv OUT`); "
+        "--set data.fold_by=site keeps each institution's cases in one fold (BraTS 2017-2019 case ids)",
     )
     p.add_argument("--fold", default="all", help="with --folds: the fold to train, 0..K-1, or all (default)")
     p.set_defaults(func=_cmd_train)

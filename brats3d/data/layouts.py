@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,17 @@ class DatasetIndex:
             if c.case_id == case_id:
                 return c
         raise BratsInputError(self.root, f"no case with id {case_id!r}")
+
+
+# BraTS 2017-2019 case ids name the contributing institution: Brats18_<site>_<number>_<n>, e.g. Brats18_CBICA_ABM_1,
+# Brats18_TCIA01_201_1, Brats18_2013_11_1 (the 2013 challenge's cases). Later releases number cases without a site.
+_SITE_ID = re.compile(r"^Brats\d{2}_(?P<site>[A-Za-z0-9]+)_[A-Za-z0-9]+_\d+$", re.IGNORECASE)
+
+
+def site_of(case_id: str) -> str | None:
+    """The institution a BraTS 2017-2019 case id names (``CBICA``, ``TCIA01``, ``2013``), else None."""
+    match = _SITE_ID.match(case_id)
+    return match["site"] if match else None
 
 
 def strip_nifti_suffix(name: str) -> str | None:

@@ -13,29 +13,64 @@ from monai.transforms import Compose
 from torch.utils.data import RandomSampler
 
 from brats3d.config import RunConfig
-from brats3d.data.layouts import Case
+from brats3d.data.layouts import Case, site_of
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
 from brats3d.models.device import available_cores
 from brats3d.transforms import build_train_transforms, build_val_transforms
 
 
-def fold_assignment(case_ids: list[str], folds: int, seed: int = 0) -> list[list[str]]:
-    """Split case ids into ``folds`` disjoint folds that together hold every case once (sizes differ by at most
-    one). Depends only on the set of ids and the seed, so every fold's run derives the same split."""
+def fold_assignment(case_ids: list[str], folds: int, seed: int = 0, by: str = "case") -> list[list[str]]:
+    """Split case ids into ``folds`` disjoint folds that together hold every case once. Depends only on the set of
+    ids and the seed, so every fold's run derives the same split.
+
+    ``by="case"``: cases shuffled into folds whose sizes differ by at most one. ``by="site"``: every institution's
+    cases (``site_of``) in one fold, so each fold scores sites its models never saw: a random split lets a site's
+    scanner and preprocessing be learnt from its other cases, and on the ten shared cases the one fold that held
+    out both CBICA cases predicted tumour in their cerebellum (BENCHMARKS.md). Sites, largest first (ties in seeded
+    order), go to the fold with the fewest cases.
+    """
     if len(case_ids) < folds:
         raise BratsInputError(
             None, f"{folds}-fold cross-validation needs at least {folds} cases, found {len(case_ids)}"
         )
     ids = sorted(case_ids)
-    order = np.random.default_rng(seed).permutation(len(ids))
-    return [sorted(ids[i] for i in order[k::folds]) for k in range(folds)]
+    if by == "case":
+        order = np.random.default_rng(seed).permutation(len(ids))
+        return [sorted(ids[i] for i in order[k::folds]) for k in range(folds)]
+    groups = _cases_by_site(ids)
+    if len(groups) < folds:
+        raise BratsInputError(
+            None,
+            f"{folds}-fold cross-validation by site needs at least {folds} sites, found {len(groups)} "
+            f"({', '.join(sorted(groups))})",
+        )
+    sites = sorted(groups)
+    shuffled = [sites[i] for i in np.random.default_rng(seed).permutation(len(sites))]
+    assignment: list[list[str]] = [[] for _ in range(folds)]
+    for site in sorted(shuffled, key=lambda s: -len(groups[s])):
+        min(assignment, key=len).extend(groups[site])
+    return [sorted(fold) for fold in assignment]
+
+
+def _cases_by_site(ids: list[str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for case_id in ids:
+        site = site_of(case_id)
+        if site is None:
+            raise BratsInputError(
+                None,
+                f"data.fold_by: site needs case ids that name their institution (BraTS 2017-2019, "
+                f"Brats18_<site>_<number>_<n>); {case_id!r} does not",
+            )
+        groups.setdefault(site.upper(), []).append(case_id)
+    return groups
 
 
 def _validation_ids(ids: list[str], config: RunConfig) -> set[str]:
     d = config.data
     if d.folds:
-        return set(fold_assignment(ids, d.folds, config.seed)[d.fold])
+        return set(fold_assignment(ids, d.folds, config.seed, d.fold_by)[d.fold])
     if d.val_cases:
         unknown = [i for i in d.val_cases if i not in ids]
         if unknown:
@@ -66,7 +101,10 @@ def write_split(path: Path, train: list[Case], val: list[Case], config: RunConfi
     payload: dict = {"train": [c.case_id for c in train], "validation": [c.case_id for c in val]}
     if config is not None and config.data.folds:
         ids = [c.case_id for c in (*train, *val)]
-        payload |= {"fold": config.data.fold, "folds": fold_assignment(ids, config.data.folds, config.seed)}
+        payload |= {
+            "fold": config.data.fold,
+            "folds": fold_assignment(ids, config.data.folds, config.seed, config.data.fold_by),
+        }
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2))
 

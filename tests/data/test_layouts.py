@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from brats3d.data.layouts import MODALITIES, Layout, detect_layout, discover, parse_modality_file
+from brats3d.data.layouts import MODALITIES, Layout, detect_layout, discover, parse_modality_file, site_of
 from brats3d.errors import BratsInputError
 
 
@@ -102,3 +102,18 @@ def test_unrecognised_and_missing_directories(tmp_path):
     empty.mkdir()
     with pytest.raises(BratsInputError, match="no NIfTI"):
         detect_layout(empty)
+
+
+@pytest.mark.parametrize(
+    ("case_id", "site"),
+    [
+        ("Brats18_CBICA_ABM_1", "CBICA"),
+        ("Brats18_TCIA01_201_1", "TCIA01"),
+        ("Brats18_2013_11_1", "2013"),
+        ("Brats19_TMC_30014_1", "TMC"),
+        ("BraTS2021_00000", None),  # later releases number cases without naming the institution
+        ("BRATS_001", None),
+    ],
+)
+def test_site_of_reads_the_institution_from_brats_2017_2019_ids(case_id, site):
+    assert site_of(case_id) == site

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -34,6 +35,34 @@ def test_too_few_cases_for_the_folds_is_a_clear_error():
         fold_assignment(IDS[:3], 5)
 
 
+# the ten shared BraTS 2018 cases: six institutions, four of them with two cases
+SHARED_TEN = [
+    "Brats18_2013_11_1", "Brats18_2013_3_1", "Brats18_CBICA_ABM_1", "Brats18_CBICA_ALU_1", "Brats18_TCIA01_201_1",
+    "Brats18_TCIA01_378_1", "Brats18_TCIA02_135_1", "Brats18_TCIA02_370_1", "Brats18_TCIA10_628_1",
+    "Brats18_TCIA13_623_1",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_site_folds_keep_each_institution_in_one_fold(seed):
+    assignment = fold_assignment(SHARED_TEN, 5, seed, by="site")
+    assert sorted(i for fold in assignment for i in fold) == sorted(SHARED_TEN)
+    fold_of_site: dict[str, set[int]] = {}
+    for k, fold in enumerate(assignment):
+        for case_id in fold:
+            fold_of_site.setdefault(case_id.split("_")[1], set()).add(k)
+    assert all(len(folds) == 1 for folds in fold_of_site.values())
+    assert sorted(len(f) for f in assignment) == [2, 2, 2, 2, 2]  # the two single-case sites share a fold
+    assert fold_assignment(list(reversed(SHARED_TEN)), 5, seed, by="site") == assignment
+
+
+def test_site_folds_need_site_ids_and_enough_sites():
+    with pytest.raises(BratsInputError, match="'case_00' does not"):
+        fold_assignment(IDS, 2, by="site")
+    with pytest.raises(BratsInputError, match=re.escape("needs at least 4 sites, found 2 (2013, CBICA)")):
+        fold_assignment(SHARED_TEN[:4], 4, by="site")
+
+
 def test_every_case_is_validated_exactly_once_across_the_fold_runs(make_dataset, tmp_path):
     cases = discover(make_dataset("msd", cases=5, shape=(24, 24, 16))).labelled()
     validated = []
@@ -56,6 +85,7 @@ def test_every_case_is_validated_exactly_once_across_the_fold_runs(make_dataset,
         (["data.folds=1"], "data.folds must be 0 .off. or at least 2"),
         (["data.folds=5", "data.fold=5"], "0 <= data.fold < data.folds"),
         (["data.folds=5", "data.val_cases=[a]"], "data.folds and data.val_cases both choose"),
+        (["data.folds=5", "data.fold_by=hospital"], "data.fold_by"),
     ],
 )
 def test_bad_fold_settings_are_refused(overrides, message):
