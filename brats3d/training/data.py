@@ -67,10 +67,11 @@ def _cases_by_site(ids: list[str]) -> dict[str, list[str]]:
     return groups
 
 
-def _validation_ids(ids: list[str], config: RunConfig) -> set[str]:
+def _validation_ids(ids: list[str], config: RunConfig, fold_by: str = "case") -> set[str]:
+    """The held-out ids of a run (2D slice runs share it, by patient; only 3D cases may be grouped by site)."""
     d = config.data
     if d.folds:
-        return set(fold_assignment(ids, d.folds, config.seed, d.fold_by)[d.fold])
+        return set(fold_assignment(ids, d.folds, config.seed, fold_by)[d.fold])
     if d.val_cases:
         unknown = [i for i in d.val_cases if i not in ids]
         if unknown:
@@ -88,7 +89,7 @@ def _validation_ids(ids: list[str], config: RunConfig) -> set[str]:
 def split_cases(cases: list[Case], config: RunConfig) -> tuple[list[Case], list[Case]]:
     """Split by case (never by patch): one fold of ``data.folds``, explicit ``val_cases``, a seeded random
     ``val_fraction``, or no validation at all (``val_fraction: 0``)."""
-    val_ids = _validation_ids(sorted(c.case_id for c in cases), config)
+    val_ids = _validation_ids(sorted(c.case_id for c in cases), config, config.data.fold_by)
     train = [c for c in cases if c.case_id not in val_ids]
     val = [c for c in cases if c.case_id in val_ids]
     if not train:

@@ -63,6 +63,13 @@ def test_site_folds_need_site_ids_and_enough_sites():
         fold_assignment(SHARED_TEN[:4], 4, by="site")
 
 
+def test_a_site_split_of_cases_without_sites_fails_before_training(make_dataset):
+    cases = discover(make_dataset("msd", cases=2, shape=(24, 24, 16))).labelled()
+    config = load_config(None, ["data.folds=2", "data.fold_by=site", "data.patch_size=[16,16,16]"])
+    with pytest.raises(BratsInputError, match="needs case ids that name their institution"):
+        split_cases(cases, config)
+
+
 def test_every_case_is_validated_exactly_once_across_the_fold_runs(make_dataset, tmp_path):
     cases = discover(make_dataset("msd", cases=5, shape=(24, 24, 16))).labelled()
     validated = []
