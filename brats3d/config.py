@@ -36,9 +36,8 @@ class DataConfig:
     val_cases: list[str] = field(default_factory=list)  # explicit validation case ids (overrides val_fraction)
     folds: int = 0  # k-fold cross-validation: split the cases into this many folds (0: off)
     fold: int = 0  # with folds: the fold validated by this run (0 .. folds-1); the others train
-    fold_by: str = (
-        "case"  # case: folds of shuffled cases | site: each institution's cases in one fold (BraTS 2017-19 ids)
-    )
+    # with folds: case (shuffled cases) | site (each institution's cases in one fold; BraTS 2017-2019 case ids)
+    fold_by: str = "case"
     patch_size: list[int] = field(default_factory=lambda: [160, 160, 16])
     min_tumour_fraction: float = 0.05  # a patch is kept only when at least this share of it is tumour
     unbiased_fraction: float = 0.1  # share of patches drawn uniformly, to show the network healthy brain
