@@ -1,10 +1,11 @@
 """How an institution's scans differ after the recipe's standardisation, and where a model that never saw the
 institution puts its false positives.
 
-First table, per case: healthy-brain mean of each channel standardised as the recipe does (zero mean, unit variance
-over brain voxels) in the inferior brain (the cerebellum and brain stem: the lowest --inferior-mm of RAS z) and the
-rest. On the ten shared cases the CBICA scans are brighter in the inferior brain on FLAIR and T2 than every other
-site's, and a fold that held out both CBICA cases predicted tumour there (BENCHMARKS.md, "Folds by institution").
+First table, per case: healthy-brain mean of each channel standardised as the recipe does (`brain_normalisation`:
+zero mean, unit variance over each channel's non-zero voxels) in the inferior brain (the cerebellum and brain stem:
+the lowest --inferior-mm of RAS z) and the rest. On the ten shared cases the CBICA scans are brighter in the
+inferior brain on FLAIR and T2 than every other site's, and a fold that held out both CBICA cases predicted tumour
+there (BENCHMARKS.md, "Folds by institution").
 
 Second table, with --predictions (a folder of `<case>_seg.nii.gz`, e.g. bench_crossval's `--out .../predictions`):
 whole-tumour false positives per case, how much lies over 10 mm from the true tumour, its largest connected piece,
@@ -28,17 +29,9 @@ from brats3d.data.brain import brain_mask
 from brats3d.data.io import load_image, load_label, to_ras, voxel_spacing
 from brats3d.data.labels import EDEMA, ENHANCING, NON_ENHANCING
 from brats3d.data.layouts import MODALITIES, discover, site_of
+from brats3d.transforms.intensity import brain_normalisation
 
 FAR_MM = 10.0  # a false positive this far from the true tumour is not a boundary disagreement
-
-
-def standardised(image: np.ndarray, brain: np.ndarray) -> np.ndarray:
-    """Each channel to zero mean and unit variance over the brain (what NormalizeIntensityd(nonzero=True) does)."""
-    out = np.zeros_like(image)
-    for c, channel in enumerate(image):
-        values = channel[brain]
-        out[c][brain] = (values - values.mean()) / max(float(values.std()), 1e-6)
-    return out
 
 
 def case_in_ras(case, segmentation: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple]:
@@ -52,12 +45,15 @@ def case_in_ras(case, segmentation: Path | None) -> tuple[np.ndarray, np.ndarray
     return ras_image, ras_truth, predicted, voxel_spacing(affine)
 
 
-def intensity_row(case_id: str, image: np.ndarray, truth: np.ndarray, spacing: tuple, inferior_mm: float) -> dict:
-    brain = brain_mask(image)
-    z = standardised(image, brain)
-    lowest = int(np.nonzero(brain.any(axis=(0, 1)))[0][0])
+def lowest_slice(brain: np.ndarray) -> int:
+    """The RAS z index of the brain's lowest voxel."""
+    return int(np.nonzero(brain.any(axis=(0, 1)))[0][0])
+
+
+def intensity_row(case_id: str, image: np.ndarray, truth: np.ndarray, brain: np.ndarray, spacing, inferior_mm) -> dict:
+    z = np.asarray(brain_normalisation()({"image": image})["image"])  # as the recipe standardises a case
     inferior = np.zeros_like(brain)
-    inferior[:, :, : lowest + round(inferior_mm / spacing[2])] = True
+    inferior[:, :, : lowest_slice(brain) + round(inferior_mm / spacing[2])] = True
     healthy = brain & (truth == 0)
     row = {"case": case_id, "site": site_of(case_id) or "-"}
     for c, name in enumerate(MODALITIES):
@@ -66,15 +62,14 @@ def intensity_row(case_id: str, image: np.ndarray, truth: np.ndarray, spacing: t
     return row
 
 
-def false_positive_row(case_id: str, image: np.ndarray, truth: np.ndarray, predicted: np.ndarray, spacing) -> dict:
-    tumour, brain = truth > 0, brain_mask(image)
+def false_positive_row(case_id: str, truth: np.ndarray, predicted: np.ndarray, brain: np.ndarray, spacing) -> dict:
+    tumour = truth > 0
     voxel_ml = float(np.prod(spacing)) / 1000
     false_positive = (predicted > 0) & ~tumour
     far = false_positive & (ndimage.distance_transform_edt(~tumour, sampling=spacing) > FAR_MM)
     pieces, count = ndimage.label(far)
     largest = np.bincount(pieces.ravel())[1:].max() if count else 0
-    lowest = int(np.nonzero(brain.any(axis=(0, 1)))[0][0])
-    height = (np.nonzero(far)[2] - lowest) * spacing[2]
+    height = (np.nonzero(far)[2] - lowest_slice(brain)) * spacing[2]
     return {
         "case": case_id,
         "FP ml": round(false_positive.sum() * voxel_ml, 1),
@@ -98,9 +93,10 @@ def main() -> None:
     for case in discover(args.data).labelled():
         seg = Path(args.predictions) / f"{case.case_id}_seg.nii.gz" if args.predictions else None
         image, truth, predicted, spacing = case_in_ras(case, seg if seg and seg.is_file() else None)
-        intensity.append(intensity_row(case.case_id, image, truth, spacing, args.inferior_mm))
+        brain = brain_mask(image)
+        intensity.append(intensity_row(case.case_id, image, truth, brain, spacing, args.inferior_mm))
         if predicted is not None:
-            positives.append(false_positive_row(case.case_id, image, truth, predicted, spacing))
+            positives.append(false_positive_row(case.case_id, truth, predicted, brain, spacing))
     print(f"healthy-brain mean of the standardised channels, inferior {args.inferior_mm:g} mm and the rest")
     print_table(intensity, list(intensity[0]))
     if positives:
