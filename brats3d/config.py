@@ -24,6 +24,7 @@ from brats3d.files import atomic_path
 from brats3d.models.device import AMP_CHOICES
 from brats3d.models.losses import LOSSES
 from brats3d.models.registry import check_network
+from brats3d.transforms.intensity import NORMALISATIONS
 from brats3d.transforms.postprocess import PostProcessing
 
 
@@ -45,7 +46,9 @@ class DataConfig:
     hard_negative_fraction: float = 0.0
     class_balance: bool = True  # tumour-biased draws pick a tumour class first, then a patch rich in it
     patches_per_case: int = 4
-    normalisation: str = "brain"  # brain: per channel over brain voxels | slice: per channel and axial slice
+    # brain: per channel over brain voxels | slice: per channel and axial slice | flattened: each channel's smooth
+    # intensity field divided out first, then as brain (transforms/intensity.py)
+    normalisation: str = "brain"
     reader: str = "nibabel"  # nibabel | itk
     # memory (CacheDataset) | disk (PersistentDataset) | mmap (preprocessed once, memory-mapped; training/cache.py)
     # | none | auto: memory when the cases fit half the available RAM, else mmap (as fast: BENCHMARKS.md)
@@ -168,7 +171,7 @@ class RunConfig(_Saved):
             "class_balance": d.class_balance,
             "samples_per_case": d.patches_per_case,
             "target": self.model.target,
-            "per_slice_norm": d.normalisation == "slice",
+            "normalisation": d.normalisation,
             "reader": d.reader,
             "augment": d.augment,
             "noise_std": d.noise_std,
@@ -243,7 +246,7 @@ AnyConfig = RunConfig | SliceRunConfig
 # Allowed values per key; lists owned elsewhere are taken from their owner.
 CHOICES = {
     "data.layout": (None, *(layout.value for layout in Layout), *(layout.value for layout in SliceLayout)),
-    "data.normalisation": ("brain", "slice", "dataset", "image"),  # 3D: brain | slice; 2D: dataset | image
+    "data.normalisation": (*NORMALISATIONS, "dataset", "image"),  # 3D: NORMALISATIONS; 2D: dataset | image
     "data.reader": READERS,
     "data.cache": ("memory", "disk", "mmap", "none", "auto"),
     "data.fold_by": ("case", "site"),
@@ -397,9 +400,10 @@ def validate(config: RunConfig, source: object = None) -> None:
     outside = [f"data.{name}" for name in shares if not 0 <= getattr(d, name) <= 1]
     if outside:
         raise BratsInputError(source, f"{' and '.join(outside)} must lie in [0, 1]")
-    if d.normalisation not in ("brain", "slice"):
+    if d.normalisation not in NORMALISATIONS:
         raise BratsInputError(
-            source, f"data.normalisation of a 3D config must be brain or slice, not {d.normalisation!r}"
+            source,
+            f"data.normalisation of a 3D config must be one of {', '.join(NORMALISATIONS)}, not {d.normalisation!r}",
         )
     if not 0 <= d.rotation_degrees <= 180 or not 0 <= d.scaling < 1:
         raise BratsInputError(
@@ -407,8 +411,8 @@ def validate(config: RunConfig, source: object = None) -> None:
             f"data.rotation_degrees must lie in [0, 180] and data.scaling in [0, 1), got "
             f"{d.rotation_degrees} and {d.scaling}",
         )
-    if d.bias_field_prob and d.normalisation != "brain":
-        raise BratsInputError(source, "data.bias_field_prob needs data.normalisation: brain")
+    if d.bias_field_prob and d.normalisation == "slice":
+        raise BratsInputError(source, "data.bias_field_prob needs data.normalisation: brain or flattened")
     if d.layout is not None and d.layout not in {layout.value for layout in Layout}:
         raise BratsInputError(
             source, f"data.layout of a 3D config must be msd, brats2021 or brats2023, not {d.layout!r}"

@@ -73,6 +73,7 @@ def test_cross_field_rules():
         load_config(None, ["data.contrast_prob=-0.1", "data.low_resolution_prob=2"])
     with pytest.raises(BratsInputError, match=r"bias_field_prob needs data\.normalisation: brain"):
         load_config(None, ["data.bias_field_prob=0.3", "data.normalisation=slice"])
+    assert load_config(None, ["data.bias_field_prob=0.3", "data.normalisation=flattened"]).data.bias_field_prob == 0.3
     with pytest.raises(BratsInputError, match=r"data\.rotation_degrees must lie in \[0, 180\] and data\.scaling"):
         load_config(None, ["data.scaling=1.5"])
     with pytest.raises(BratsInputError, match=r"inference\.window: unet3d needs every patch dimension divisible by 16"):
@@ -102,7 +103,7 @@ def test_saved_config_round_trips(tmp_path):
 def test_2d_and_3d_settings_are_not_mixed(tmp_path):
     with pytest.raises(BratsInputError, match="unet3d is a 3D"):
         load_config("lgg2d", ["model.network=unet3d"])
-    with pytest.raises(BratsInputError, match="normalisation of a 3D config must be brain or slice"):
+    with pytest.raises(BratsInputError, match="normalisation of a 3D config must be one of brain, slice, flattened"):
         load_config(None, ["data.normalisation=dataset"])
     with pytest.raises(BratsInputError, match="image_size must be two sizes"):
         load_config("lgg2d", ["data.image_size=[64,64,16]"])

@@ -195,7 +195,7 @@ class Predictor:
         self.checkpoints = [str(c) for c in checkpoints]
         self.rules = self._rules(checkpoints[0])
         self.chain = build_val_transforms(
-            per_slice_norm=payload["normalisation"] == "slice",
+            normalisation=payload["normalisation"],
             reader=self.config.data.reader,
             with_label=False,
             keep_source=True,

@@ -27,6 +27,7 @@ from brats3d.data.targets import slice_target
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
 from brats3d.models.registry import build_network
+from brats3d.transforms.intensity import NORMALISATIONS
 
 FORMAT = "brats3d-checkpoint-v2"
 READABLE_FORMATS = ("brats3d-checkpoint-v1", FORMAT)
@@ -139,6 +140,10 @@ def load_checkpoint(
         raise BratsInputError(path, f"not a brats3d checkpoint (expected format {FORMAT})")
     if payload.get("kind") != SLICES and list(payload["modalities"]) != list(MODALITIES):
         raise BratsInputError(path, f"checkpoint channel order {payload['modalities']} differs from {list(MODALITIES)}")
+    if payload.get("kind") != SLICES and payload.get("normalisation") not in NORMALISATIONS:
+        raise BratsInputError(
+            path, f"checkpoint normalisation {payload.get('normalisation')!r} is not one of {NORMALISATIONS}"
+        )
     return payload
 
 

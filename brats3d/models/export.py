@@ -44,6 +44,15 @@ REGIONS_TO_LABELS = (
 )
 
 
+BRAIN_STANDARDISED = "zero mean, unit variance over brain voxels (any channel non-zero); 0 outside the brain"
+NORMALISATION_TEXT = {
+    "brain": f"per channel: {BRAIN_STANDARDISED}",
+    "slice": "per channel and axial slice: zero mean, unit variance over the slice's non-zero voxels; 0 elsewhere",
+    "flattened": "per channel: divided by exp of a degree-2 polynomial in the voxel coordinates fitted to log "
+    "intensity over the brain (brats3d.transforms.intensity.smooth_log_field), then " + BRAIN_STANDARDISED,
+}
+
+
 def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
     """What an exported network expects and returns, from a loaded checkpoint."""
     config = payload["config"]
@@ -57,8 +66,7 @@ def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
             "name": "image",
             "layout": "N, C, X, Y, Z (float32); voxel axes in RAS order",
             "channels": list(MODALITIES),
-            "normalisation": "per channel: zero mean, unit variance over brain voxels (any channel non-zero); "
-            "0 outside the brain",
+            "normalisation": NORMALISATION_TEXT[payload["normalisation"]],
             "patch_size": payload["patch_size"],  # what it was trained on
             # what whole scans are segmented with (inference.window, else the patch), and the traced input size
             "window": config_from_dict(config).inference_window,
@@ -139,7 +147,8 @@ def _onnx(model: torch.nn.Module, example: torch.Tensor, metadata: dict, path: P
 
 
 def _bundle(model: torch.nn.Module, payload: dict, metadata: dict, out_dir: Path) -> list[Path]:
-    """A MONAI bundle whose ``run`` segments one scan with plain MONAI transforms and the saved weights."""
+    """A MONAI bundle whose ``run`` segments one scan with the saved weights and MONAI transforms (plus brats3d's own
+    normalisation where the model was trained with one other than ``brain``)."""
     target = metadata["output"]
     if target["activation"] != "sigmoid":
         raise BratsInputError(None, "bundle export supports region (sigmoid) models, the default target")
@@ -188,12 +197,24 @@ def _bundle(model: torch.nn.Module, payload: dict, metadata: dict, out_dir: Path
         },
         "brats3d": metadata,
     }
+    if payload["normalisation"] != "brain":  # its preprocessing uses a brats3d transform
+        bundle_metadata["optional_packages_version"] = {"brats3d": __version__}
     inference = _inference_config(payload, metadata["input"]["window"], target["thresholds"], file_labels)
     return [
         weights,
         _json(bundle_metadata, out_dir / "configs"),
         _json(inference, out_dir / "configs", "inference.json"),
     ]
+
+
+def _bundle_normalisation(method: str) -> dict:
+    """The bundle's standardisation: MONAI's own for ``brain``; the other methods are brats3d's transforms, so a
+    bundle of such a model needs brats3d installed (its metadata says so)."""
+    if method == "slice":
+        return {"_target_": "brats3d.transforms.intensity.NormalizeSlicesd", "keys": "image"}
+    if method == "flattened":
+        return {"_target_": "brats3d.transforms.intensity.NormalizeFlattenedd", "keys": "image"}
+    return {"_target_": "NormalizeIntensityd", "keys": "image", "nonzero": True, "channel_wise": True}
 
 
 def _inference_config(payload: dict, window: list[int], thresholds: list[float], file_labels: list[int]) -> dict:
@@ -221,7 +242,7 @@ def _inference_config(payload: dict, window: list[int], thresholds: list[float],
                 {"_target_": "LoadImaged", "keys": "image", "image_only": True},
                 {"_target_": "EnsureChannelFirstd", "keys": "image"},
                 {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
-                {"_target_": "NormalizeIntensityd", "keys": "image", "nonzero": True, "channel_wise": True},
+                _bundle_normalisation(payload["normalisation"]),
                 {"_target_": "EnsureTyped", "keys": "image", "dtype": "$torch.float32"},
             ],
         },

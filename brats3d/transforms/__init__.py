@@ -1,6 +1,6 @@
 """MONAI dictionary transforms: load a case, normalise it, sample tumour-biased patches, augment."""
 
-from brats3d.transforms.intensity import NormalizeSlicesd
+from brats3d.transforms.intensity import NormalizeFlattenedd, NormalizeSlicesd
 from brats3d.transforms.loading import LoadCased
 from brats3d.transforms.pipeline import (
     build_train_transforms,
@@ -13,6 +13,7 @@ __all__ = [
     "FindTumourPatchesd",
     "LabelToTargetd",
     "LoadCased",
+    "NormalizeFlattenedd",
     "NormalizeSlicesd",
     "RandTumourPatchd",
     "build_train_transforms",

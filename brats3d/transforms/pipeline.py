@@ -39,7 +39,7 @@ from brats3d.transforms.targets import LabelToTargetd
 BRAIN_CROP_MARGIN = 2  # voxels kept around the brain's bounding box; training and inference crop alike
 
 
-def _load_and_crop(reader: str, per_slice_norm: bool, with_label: bool = True, keep_source: bool = False) -> list:
+def _load_and_crop(reader: str, normalisation: str, with_label: bool = True, keep_source: bool = False) -> list:
     keys = ["image", "label"] if with_label else ["image"]
     return [
         LoadCased(reader=reader, with_label=with_label, keep_source=keep_source),
@@ -54,7 +54,7 @@ def _load_and_crop(reader: str, per_slice_norm: bool, with_label: bool = True, k
             start_coord_key="foreground_start_coord",
             end_coord_key="foreground_end_coord",
         ),
-        brain_normalisation("image", per_slice=per_slice_norm),
+        brain_normalisation("image", normalisation),
     ]
 
 
@@ -114,7 +114,7 @@ def build_train_transforms(
     class_balance: bool = True,
     samples_per_case: int = 4,
     target: str = REGIONS,
-    per_slice_norm: bool = False,
+    normalisation: str = "brain",
     reader: str = "nibabel",
     augment: bool = True,
     noise_std: float = 0.1,
@@ -132,7 +132,7 @@ def build_train_transforms(
     """
     keys = ["image", "label"]
     chain = [
-        *_load_and_crop(reader, per_slice_norm),
+        *_load_and_crop(reader, normalisation),
         SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),
         FindTumourPatchesd(patch_size, min_tumour_fraction, class_balance=class_balance),
     ]
@@ -155,7 +155,7 @@ def build_train_transforms(
 
 
 def build_val_transforms(
-    per_slice_norm: bool = False, reader: str = "nibabel", with_label: bool = True, keep_source: bool = False
+    normalisation: str = "brain", reader: str = "nibabel", with_label: bool = True, keep_source: bool = False
 ) -> Compose:
     """Whole scans cropped to the brain and normalised, with canonical labels (1, X, Y, Z) when ``with_label``.
 
@@ -166,7 +166,7 @@ def build_val_transforms(
     keys = ["image", "label"] if with_label else ["image"]
     return Compose(
         [
-            *_load_and_crop(reader, per_slice_norm, with_label, keep_source),
+            *_load_and_crop(reader, normalisation, with_label, keep_source),
             EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False),
         ]
     )

@@ -19,9 +19,16 @@ def _options(**kw):
     return PredictOptions(pictures=False, overlap=0.25, **kw)
 
 
-def test_validation_and_predict_give_identical_labels(make_dataset, checkpoint, tmp_path):
+@pytest.mark.parametrize("normalisation", ["brain", "flattened"])
+def test_validation_and_predict_give_identical_labels(make_dataset, checkpoint, tmp_path, normalisation):
     case = discover(make_dataset("brats2021", cases=1)).cases[0]
+    payload = load_checkpoint(checkpoint)
+    if normalisation != payload["normalisation"]:  # the same weights, said to take the other normalisation
+        payload["normalisation"] = payload["config"]["data"]["normalisation"] = normalisation
+        checkpoint = tmp_path / f"{normalisation}.pt"
+        torch.save(payload, checkpoint)
     model, config = model_from_checkpoint(load_checkpoint(checkpoint))
+    assert config.data.normalisation == normalisation
     config.validation.overlap, config.validation.threshold = 0.25, 0.45
     _, val_ds, _ = build_datasets([case], [case], config, tmp_path / "cache")
     item = val_ds[0]
@@ -62,6 +69,14 @@ def test_ensemble_probabilities_average_the_models(checkpoint):
     two = ensemble_probabilities([model, model], image, "regions", [32, 32, 16], _options(), torch.device("cpu"))
     torch.testing.assert_close(one, two)
     assert one.shape == (3, 40, 40, 24) and float(one.min()) >= 0 and float(one.max()) <= 1
+
+
+def test_a_checkpoint_with_an_unknown_normalisation_is_refused(checkpoint, tmp_path):
+    payload = load_checkpoint(checkpoint)
+    payload["normalisation"] = "n4"
+    torch.save(payload, tmp_path / "odd.pt")
+    with pytest.raises(BratsInputError, match=r"odd.pt: checkpoint normalisation 'n4' is not one of"):
+        Predictor(tmp_path / "odd.pt")
 
 
 def test_a_checkpoint_of_another_network_is_refused_in_an_ensemble(checkpoint, tmp_path):

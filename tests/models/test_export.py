@@ -16,6 +16,8 @@ from brats3d.cli import main
 from brats3d.data.layouts import discover
 from brats3d.inference.predict import PredictOptions, Predictor
 from brats3d.inference.sliding_window import sliding_window_predict
+from brats3d.models.checkpoint import load_checkpoint
+from brats3d.transforms.intensity import NormalizeFlattenedd
 
 
 def _whole_scan_probabilities(network, predictor: Predictor, case) -> torch.Tensor:
@@ -90,6 +92,26 @@ def test_monai_bundle_segments_a_scan_like_predict(checkpoint, case_and_predicto
     from_config = parser.get_parsed_content("probabilities")
     reference = _whole_scan_probabilities(predictor.models[0], predictor, case)
     assert float((from_config - reference).abs().max()) < 1e-5
+
+
+def test_a_flattened_model_is_exported_with_brats3d_s_normalisation_and_says_so(checkpoint, make_dataset, tmp_path):
+    payload = load_checkpoint(checkpoint)
+    payload["normalisation"] = payload["config"]["data"]["normalisation"] = "flattened"
+    torch.save(payload, tmp_path / "flattened.pt")
+    bundle = tmp_path / "bundle"
+    assert main(["export", str(tmp_path / "flattened.pt"), "--format", "bundle", "--out", str(bundle)]) == 0
+    metadata = json.loads((bundle / "configs" / "metadata.json").read_text())
+    assert "polynomial" in metadata["brats3d"]["input"]["normalisation"]
+    assert "brats3d" in metadata["optional_packages_version"]  # its preprocessing needs brats3d installed
+
+    case = discover(make_dataset("msd", cases=1, shape=(48, 48, 32))).cases[0]
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser["image"] = str(case.images[0])
+    image = parser.get_parsed_content("data")["image"]
+    raw = torch.as_tensor(np.moveaxis(np.asanyarray(nib.load(str(case.images[0])).dataobj), -1, 0)).float()
+    expected = NormalizeFlattenedd(keys="image")({"image": raw})["image"]
+    torch.testing.assert_close(torch.as_tensor(image).float(), torch.as_tensor(expected).float(), atol=1e-4, rtol=0)
 
 
 def test_a_deeply_supervised_dynunet_exports_as_plain_monai_with_one_output(tmp_path):

@@ -49,6 +49,8 @@ def test_only_a_changed_case_is_preprocessed_again(dataset, tmp_path):
     assert preprocess(cases, config, tmp_path / "cache", progress=False) == ([cases[1].case_id], [])
     other = load_config(None, [*SMALL, "data.min_tumour_fraction=0.1"])  # a setting that shapes the index
     assert len(preprocess(cases, other, tmp_path / "cache", progress=False)[0]) == 3
+    flattened = load_config(None, [*SMALL, "data.min_tumour_fraction=0.1", "data.normalisation=flattened"])
+    assert len(preprocess(cases, flattened, tmp_path / "cache", progress=False)[0]) == 3  # and one that shapes voxels
 
 
 def test_an_interrupted_preprocess_goes_on_where_it_stopped(dataset, tmp_path):

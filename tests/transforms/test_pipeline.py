@@ -2,13 +2,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.transforms import Compose, RandAffined, RandScaleIntensityd, RandShiftIntensityd
+from monai.transforms import Compose, RandAffined, Randomizable, RandScaleIntensityd, RandShiftIntensityd
 
 from brats3d.data.layouts import discover
 from brats3d.transforms import NormalizeSlicesd, build_train_transforms, build_val_transforms
-from brats3d.transforms.intensity import RandBrainBiasFieldd, brain_normalisation
+from brats3d.transforms.intensity import NORMALISATIONS, RandBrainBiasFieldd, brain_normalisation
 from brats3d.transforms.pipeline import augmentation
-from brats3d.transforms.sampling import RandTumourPatchd
+from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
 
 
 @pytest.fixture
@@ -57,6 +57,15 @@ def test_whole_scan_is_standardised_per_channel_over_the_brain(case_dict):
     # Cropped to the brain, but no tumour voxel was cut away.
     on_disk = np.asanyarray(nib.load(case_dict["label"]).dataobj)
     assert int((label > 0).sum()) == int((on_disk > 0).sum()) > 0
+
+
+@pytest.mark.parametrize("normalisation", NORMALISATIONS)
+def test_caches_keep_the_normalised_case_and_its_patch_index(normalisation):
+    # MONAI's CacheDataset and brats3d's memory-mapped cache store a chain's results up to its first randomizable
+    # transform; everything before the patch draw must come before it, or it is recomputed for every patch.
+    chain = build_train_transforms(patch_size=(32, 32, 16), normalisation=normalisation)
+    first_random = next(i for i, t in enumerate(chain.transforms) if isinstance(t, Randomizable))
+    assert any(isinstance(t, FindTumourPatchesd) for t in chain.transforms[:first_random])
 
 
 def test_per_slice_normalisation_standardises_each_axial_slice():
