@@ -2,7 +2,8 @@
 recipe (benchmarks/_recipes.py), the same wall-clock budget per fold, every case scored exactly once, out of fold.
 
 Resumable: one unit of work is one recipe on one fold; each finished unit is appended to the JSON at once, and a
-later invocation skips the units already there (a session that stops mid-run loses at most the unit in progress).
+later invocation skips the units already there, and a unit of ours that was stopped mid-training resumes from its
+last.pt (so a session that stops mid-run loses at most the MONAI unit in progress).
 Units run fold by fold, alternating recipes, so that a machine busier at some times than others affects both alike.
 The out-of-fold probabilities of each case are kept under --out (uint8, compressed) so that post-processing can be
 chosen from them afterwards (`brats3d postprocess`), without training again; `--score-rules` appends what it scores
@@ -71,14 +72,17 @@ def train_unit(recipe: str, fold: int, args, cases, out: Path) -> tuple[Path, di
         per_epoch = steps_per_epoch(config, n_train, 1) * config.train.batch_size
         config.train.epochs = math.ceil(args.patches / per_epoch)
     run = out / recipe / f"fold_{fold}"
-    if run.exists():  # an interrupted unit starts over
+    # an interrupted unit of ours resumes from its last.pt (brats3d's exact resume); the MONAI recipe starts over
+    resume = recipe == "ours" and (run / "last.pt").is_file() and (run / "config.yaml").is_file()
+    if run.exists() and not resume:
         shutil.rmtree(run)
     if recipe == "ours":
         t0 = time.perf_counter()
-        result = train(config, run, data_dir=args.data)
+        result = train(None if resume else config, run, data_dir=args.data, resume=resume)
         facts = {
             "epochs": result.epochs_done,
-            "train_minutes": round((time.perf_counter() - t0) / 60, 1),
+            "train_minutes": round((time.perf_counter() - t0) / 60, 1),  # of this invocation only when resumed
+            "resumed": resume,
             "patches_per_s": float(np.mean([r["patches_per_s"] for r in result.history])),
             # what train.amp came to on this machine: bf16 asks for it only where the CPU has it natively
             "precision": training_precision(config),
