@@ -13,6 +13,7 @@ where it sits (RAS z above the brain's lowest voxel) and the labels it was given
 
 Run from benchmarks/:
     python bench_site_shift.py
+    python bench_site_shift.py --normalisation flattened
     python bench_site_shift.py --predictions /tmp/brats3d-crossval-bysite/2520patches/ours/predictions
 """
 
@@ -29,7 +30,7 @@ from brats3d.data.brain import brain_mask
 from brats3d.data.io import load_image, load_label, to_ras, voxel_spacing
 from brats3d.data.labels import EDEMA, ENHANCING, NON_ENHANCING
 from brats3d.data.layouts import MODALITIES, discover, site_of
-from brats3d.transforms.intensity import brain_normalisation
+from brats3d.transforms.intensity import NORMALISATIONS, brain_normalisation
 
 FAR_MM = 10.0  # a false positive this far from the true tumour is not a boundary disagreement
 
@@ -50,8 +51,10 @@ def lowest_slice(brain: np.ndarray) -> int:
     return int(np.nonzero(brain.any(axis=(0, 1)))[0][0])
 
 
-def intensity_row(case_id: str, image: np.ndarray, truth: np.ndarray, brain: np.ndarray, spacing, inferior_mm) -> dict:
-    z = np.asarray(brain_normalisation()({"image": image})["image"])  # as the recipe standardises a case
+def intensity_row(
+    case_id: str, image: np.ndarray, truth: np.ndarray, brain: np.ndarray, spacing, inferior_mm, normalisation: str
+) -> dict:
+    z = np.asarray(brain_normalisation("image", normalisation)({"image": image})["image"])  # as a recipe would
     inferior = np.zeros_like(brain)
     inferior[:, :, : lowest_slice(brain) + round(inferior_mm / spacing[2])] = True
     healthy = brain & (truth == 0)
@@ -88,16 +91,19 @@ def main() -> None:
     parser.add_argument("--data", default=str(REAL_DATA))
     parser.add_argument("--inferior-mm", type=float, default=35.0, help="height of the inferior brain, from its bottom")
     parser.add_argument("--predictions", help="folder of <case>_seg.nii.gz to locate false positives in")
+    parser.add_argument("--normalisation", choices=NORMALISATIONS, default="brain", help="data.normalisation to apply")
     args = parser.parse_args()
     intensity, positives = [], []
     for case in discover(args.data).labelled():
         seg = Path(args.predictions) / f"{case.case_id}_seg.nii.gz" if args.predictions else None
         image, truth, predicted, spacing = case_in_ras(case, seg if seg and seg.is_file() else None)
         brain = brain_mask(image)
-        intensity.append(intensity_row(case.case_id, image, truth, brain, spacing, args.inferior_mm))
+        intensity.append(
+            intensity_row(case.case_id, image, truth, brain, spacing, args.inferior_mm, args.normalisation)
+        )
         if predicted is not None:
             positives.append(false_positive_row(case.case_id, truth, predicted, brain, spacing))
-    print(f"healthy-brain mean of the standardised channels, inferior {args.inferior_mm:g} mm and the rest")
+    print(f"healthy-brain mean of the channels ({args.normalisation}), inferior {args.inferior_mm:g} mm and the rest")
     print_table(intensity, list(intensity[0]))
     if positives:
         print(f"\nwhole-tumour false positives of {args.predictions}")
