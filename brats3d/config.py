@@ -65,6 +65,8 @@ class DataConfig:
     elastic_prob: float = 0.0  # chance a patch is deformed elastically in-plane, a few voxels (transforms/spatial.py)
     bias_field_prob: float = 0.0  # chance a drawn case gets a smooth coil-like gain (1.5-1.8-fold over the brain)
     intensity_per_channel: bool = False  # intensity scale and shift drawn for each MRI channel, not one for all four
+    # chance a patch's MRI channels each get their own contrast to the brain mean, scaled by 0.65-1.5 (pipeline.py)
+    channel_contrast_prob: float = 0.0
 
 
 @dataclass
@@ -182,6 +184,7 @@ class RunConfig(_Saved):
             "rotation_degrees": d.rotation_degrees,
             "scaling": d.scaling,
             "intensity_per_channel": d.intensity_per_channel,
+            "channel_contrast_prob": d.channel_contrast_prob,
         }
         return {**arguments, **changes}
 
@@ -395,6 +398,7 @@ def validate(config: RunConfig, source: object = None) -> None:
         "bias_field_prob",
         "elastic_prob",
         "contrast_prob",  # MONAI would clip a share outside [0, 1] silently
+        "channel_contrast_prob",
         "low_resolution_prob",
     )
     outside = [f"data.{name}" for name in shares if not 0 <= getattr(d, name) <= 1]

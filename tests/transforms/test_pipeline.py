@@ -119,6 +119,21 @@ def test_intensity_scale_and_shift_are_drawn_per_channel_only_when_asked():
     assert len(set(apart.tolist())) == 4  # one scale and shift drawn for each MRI channel
 
 
+def test_channel_contrast_scales_each_channel_about_the_brain_mean_by_its_own_factor():
+    def contrast_steps(prob: float) -> Compose:
+        steps = augmentation(["image", "label"], channel_contrast_prob=prob)
+        return Compose([t for t in steps if isinstance(t, RandScaleIntensityd) and t.scaler.channel_wise])
+
+    assert not contrast_steps(0.0).transforms  # off unless asked
+    chain = contrast_steps(1.0)
+    chain.set_random_state(3)
+    image = torch.ones(4, 8, 8, 4)
+    image[:, :4] = 0.0  # background and brain mean stay where standardisation put them
+    factors = chain({"image": image})["image"][:, 4, 0, 0]
+    assert torch.all(chain({"image": image})["image"][:, :4] == 0)
+    assert len(set(factors.tolist())) == 4 and bool(((factors >= 0.65) & (factors <= 1.5)).all())
+
+
 def test_bias_field_is_drawn_over_the_whole_case_before_patches_and_only_with_augmentation(case_dict):
     def kinds(**settings) -> list[type]:
         return [type(t) for t in build_train_transforms(patch_size=(32, 32, 16), **settings).transforms]
