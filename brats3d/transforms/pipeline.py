@@ -83,7 +83,8 @@ def augmentation(
     come out brighter than the others, as it does between scanners. ``channel_contrast_prob`` is the chance that
     each channel is multiplied by its own factor in ``CHANNEL_CONTRAST`` (0.65-1.5): on a case standardised over the
     brain (brain mean and background 0) that scales the channel's contrast between tumour and healthy brain, which
-    varies that much between the ten real cases (coefficient of variation 0.4-0.6 per tissue and sequence).
+    varies that much between the ten real cases (coefficient of variation 0.4-0.8 per tissue and sequence; off in
+    the recipes: cross-validated behind, BENCHMARKS.md).
     """
     image_key = keys[0]
     return [
