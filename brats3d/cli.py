@@ -48,7 +48,8 @@ def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
-        help="average over the 8 axis flips, 8x the compute (default: the recipe's choice; unet3d: on)",
+        help="average over the flips the recipe trained on (8 on three axes, 8x the compute; default: the recipe's "
+        "choice; unet3d: on)",
     )
     p.add_argument(
         "--threshold", type=float, help="probability threshold for every region (default: the run's rules, else 0.5)"

@@ -67,6 +67,9 @@ class DataConfig:
     intensity_per_channel: bool = False  # intensity scale and shift drawn for each MRI channel, not one for all four
     # chance a patch's MRI channels each get their own contrast to the brain mean, scaled by 0.65-1.5 (pipeline.py)
     channel_contrast_prob: float = 0.0
+    # array axes (RAS: 0 left-right, 1 back-front, 2 down-up) a patch is flipped across, each with chance 0.5; flip
+    # TTA averages over the same axes, so a network only sees orientations it trained on
+    flip_axes: list[int] = field(default_factory=lambda: [0, 1, 2])
 
 
 @dataclass
@@ -119,8 +122,8 @@ class ValidationConfig:
 
 @dataclass
 class InferenceConfig:
-    # Average each window's logits over the 8 axis flips in `brats3d predict` and `evaluate` (unless --tta/--no-tta
-    # says otherwise): 8x the inference compute; not used by validation during training.
+    # Average each window's logits over the flips across data.flip_axes (8 for all three axes) in `brats3d predict`
+    # and `evaluate` (unless --tta/--no-tta says otherwise): 8x the inference compute; not used by validation.
     tta: bool = False
     # Sliding-window size of predict, evaluate and whole-scan validation; None: the training patch. A fully
     # convolutional network takes a window deeper than its patches: more context across slices, fewer seams.
@@ -185,6 +188,7 @@ class RunConfig(_Saved):
             "scaling": d.scaling,
             "intensity_per_channel": d.intensity_per_channel,
             "channel_contrast_prob": d.channel_contrast_prob,
+            "flip_axes": tuple(d.flip_axes),
         }
         return {**arguments, **changes}
 
@@ -415,6 +419,8 @@ def validate(config: RunConfig, source: object = None) -> None:
             f"data.rotation_degrees must lie in [0, 180] and data.scaling in [0, 1), got "
             f"{d.rotation_degrees} and {d.scaling}",
         )
+    if len(set(d.flip_axes)) != len(d.flip_axes) or not set(d.flip_axes) <= {0, 1, 2}:
+        raise BratsInputError(source, f"data.flip_axes must be distinct axes among 0, 1 and 2, got {d.flip_axes}")
     if d.bias_field_prob and d.normalisation == "slice":
         raise BratsInputError(source, "data.bias_field_prob needs data.normalisation: brain or flattened")
     if d.layout is not None and d.layout not in {layout.value for layout in Layout}:

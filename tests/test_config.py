@@ -76,6 +76,10 @@ def test_cross_field_rules():
     assert load_config(None, ["data.bias_field_prob=0.3", "data.normalisation=flattened"]).data.bias_field_prob == 0.3
     with pytest.raises(BratsInputError, match=r"data\.rotation_degrees must lie in \[0, 180\] and data\.scaling"):
         load_config(None, ["data.scaling=1.5"])
+    for axes in ("[0,0]", "[3]"):
+        with pytest.raises(BratsInputError, match=r"data\.flip_axes must be distinct axes among 0, 1 and 2"):
+            load_config(None, [f"data.flip_axes={axes}"])
+    assert load_config(None, ["data.flip_axes=[]"]).data.flip_axes == []  # no flips at all
     with pytest.raises(BratsInputError, match=r"inference\.window: unet3d needs every patch dimension divisible by 16"):
         load_config(None, ["inference.window=[160,160,20]"])
 

@@ -308,7 +308,9 @@ def _inference_line(settings: dict) -> str:
         enhancing = f"enhancing voxels under T1ce z {contrast:g} relabelled as core, {enhancing}"
     thresholds = "/".join(f"{t:g}" for t in rules["thresholds"])
     window = "×".join(map(str, settings["window"])) if "window" in settings else "of the training patch"
+    axes = settings.get("flip_axes", [0, 1, 2])  # reports written before flip_axes existed flipped all three
+    tta = "off" if not settings["tta"] else "on" if len(axes) == 3 else f"on (axes {', '.join(map(str, axes))})"
     return (
         f"Predicted with {models}: sliding window {window}, overlap {settings['overlap']}, flip TTA "
-        f"{'on' if settings['tta'] else 'off'}, thresholds WT/TC/ET {thresholds}, {components}, {enhancing}."
+        f"{tta}, thresholds WT/TC/ET {thresholds}, {components}, {enhancing}."
     )

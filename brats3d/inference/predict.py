@@ -32,7 +32,8 @@ class PredictOptions:
     window: Sequence[int] | None = None  # sliding-window size; None: the recipe's (inference.window, else its patch)
     overlap: float = 0.5
     sw_batch_size: int = 4
-    tta: bool | None = None  # average over the 8 axis flips; None: the recipe's choice (its config's inference.tta)
+    tta: bool | None = None  # average over the flips (8 on 3 axes); None: the recipe's choice (inference.tta)
+    flip_axes: Sequence[int] | None = None  # the axes TTA flips across; None: those the recipe trained its flips on
     # None: the run's post-processing rules (postprocessing.json beside the checkpoint or in its parent folder),
     # else those of the checkpoint's recipe (its config's postprocessing section); a value given here overrides.
     threshold: float | None = None
@@ -117,7 +118,16 @@ def ensemble_probabilities(
     total = None
     for model in models:
         probs = sliding_window_predict(
-            model, image, window, target, options.overlap, options.sw_batch_size, device, options.amp, options.tta
+            model,
+            image,
+            window,
+            target,
+            options.overlap,
+            options.sw_batch_size,
+            device,
+            options.amp,
+            options.tta,
+            options.flip_axes if options.flip_axes is not None else (0, 1, 2),
         )
         total = probs if total is None else total + probs
     return total / len(models)
@@ -186,6 +196,8 @@ class Predictor:
             options = replace(options, tta=self.config.inference.tta)
         if options.amp is None:
             options = replace(options, amp=self.config.train.amp)
+        if options.flip_axes is None:
+            options = replace(options, flip_axes=tuple(self.config.data.flip_axes))
         self.options = options
         self.target = get_target(payload["target"])
         self.window = list(options.window or self.config.inference_window)
@@ -227,6 +239,7 @@ class Predictor:
             "window": list(self.window),
             "overlap": o.overlap,
             "tta": bool(o.tta),
+            "flip_axes": list(o.flip_axes),
             "amp": o.amp,
             "postprocessing": asdict(self.rules),
         }

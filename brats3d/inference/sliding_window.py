@@ -16,10 +16,12 @@ from brats3d.data.targets import REGIONS, get_target
 from brats3d.models.device import autocast
 
 
-def _flips(tta: bool) -> list[tuple[int, ...]]:
+def _flips(tta: bool, flip_axes: Sequence[int]) -> list[tuple[int, ...]]:
+    """Every subset of the spatial ``flip_axes`` as dimensions of a (1, C, X, Y, Z) batch; only no flip without TTA."""
     if not tta:
         return [()]
-    return [c for r in range(4) for c in itertools.combinations((2, 3, 4), r)]
+    dims = [axis + 2 for axis in flip_axes]
+    return [c for r in range(len(dims) + 1) for c in itertools.combinations(dims, r)]
 
 
 @torch.no_grad()
@@ -33,12 +35,13 @@ def sliding_window_predict(
     device: torch.device | str = "cpu",
     amp: str = "auto",
     tta: bool = False,
+    flip_axes: Sequence[int] = (0, 1, 2),
 ) -> torch.Tensor:
     """Probabilities (C, X, Y, Z) on the CPU for one scan ``image`` (4, X, Y, Z).
 
-    Logits are blended with Gaussian weights, averaged over flips when ``tta``, then passed through sigmoid
-    (regions) or softmax (classes). On CUDA out-of-memory the window batch is halved and the stitched output
-    moved to the CPU before retrying.
+    Logits are blended with Gaussian weights, averaged over the flips across every subset of ``flip_axes`` when
+    ``tta`` (8 for all three axes), then passed through sigmoid (regions) or softmax (classes). On CUDA
+    out-of-memory the window batch is halved and the stitched output moved to the CPU before retrying.
     """
     device = torch.device(device)
     inputs = image[None].to(device, non_blocking=True)
@@ -47,7 +50,7 @@ def sliding_window_predict(
     while True:
         try:
             logits = None
-            for axes in _flips(tta):
+            for axes in _flips(tta, flip_axes):
                 x = torch.flip(inputs, axes) if axes else inputs
                 with autocast(device, amp):
                     y = sliding_window_inference(
@@ -63,7 +66,7 @@ def sliding_window_predict(
                 y = y.float()
                 y = torch.flip(y, axes) if axes else y
                 logits = y if logits is None else logits + y
-            logits /= len(_flips(tta))
+            logits /= len(_flips(tta, flip_axes))
             break
         except torch.cuda.OutOfMemoryError:
             if batch == 1 and out_device.type == "cpu":

@@ -69,26 +69,28 @@ def augmentation(
     intensity_per_channel: bool = False,
     elastic_prob: float = 0.0,
     channel_contrast_prob: float = 0.0,
+    flip_axes: Sequence[int] = (0, 1, 2),
 ) -> list:
     """Random spatial and intensity changes of a patch, as nnU-Net and the BraTS winners use them, at modest rates
     because a CPU budget sees only a few thousand steps.
 
-    Spatial: flips on every axis; with probability 0.2 a rotation of up to ``rotation_degrees`` (15°) in the axial
-    plane and a scaling of ±``scaling`` (10 %) in-plane (patches are thin, 16 slices, so nothing rotates out of the
-    axial plane). Intensity, per patch: gamma (contrast) 0.7-1.5, scale and shift of ±0.1 standard deviations,
-    Gaussian noise, a slight blur. Optional, as nnU-Net has them: contrast scaled about the patch mean, and a patch
-    resampled at lower resolution and back (scans from older scanners, thicker slices), and an in-plane elastic
-    deformation (``elastic_prob``; ``RandInPlaneElasticd``). ``intensity_per_channel``
-    draws the scale and shift for each MRI channel apart (as the BraTS 2018 winner did), so that one sequence can
-    come out brighter than the others, as it does between scanners. ``channel_contrast_prob`` is the chance that
-    each channel is multiplied by its own factor in ``CHANNEL_CONTRAST`` (0.65-1.5): on a case standardised over the
-    brain (brain mean and background 0) that scales the channel's contrast between tumour and healthy brain, which
-    varies that much between the ten real cases (coefficient of variation 0.4-0.8 per tissue and sequence; off in
-    the recipes: cross-validated behind, BENCHMARKS.md).
+    Spatial: flips across each of ``flip_axes`` (every axis unless told); with probability 0.2 a rotation of up to
+    ``rotation_degrees`` (15°) in the axial plane and a scaling of ±``scaling`` (10 %) in-plane (patches are thin,
+    16 slices, so nothing rotates out of the axial plane). Intensity, per patch: gamma (contrast) 0.7-1.5, scale and
+    shift of ±0.1 standard deviations, Gaussian noise, a slight blur. Optional, as nnU-Net has them: contrast scaled
+    about the patch mean, and a patch resampled at lower resolution and back (scans from older scanners, thicker
+    slices), and an in-plane elastic deformation (``elastic_prob``; ``RandInPlaneElasticd``).
+    ``intensity_per_channel`` draws the scale and shift for each MRI channel apart (as the BraTS 2018 winner did),
+    so that one sequence can come out brighter than the others, as it does between scanners.
+    ``channel_contrast_prob`` is the chance that each channel is multiplied by its own factor in
+    ``CHANNEL_CONTRAST`` (0.65-1.5): on a case standardised over the brain (brain mean and background 0) that scales
+    the channel's contrast between tumour and healthy brain, which varies that much between the ten real cases
+    (coefficient of variation 0.4-0.8 per tissue and sequence; off in the recipes: cross-validated behind,
+    BENCHMARKS.md).
     """
     image_key = keys[0]
     return [
-        *[RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in range(3)],
+        *[RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in flip_axes],
         RandAffined(
             keys=keys,
             prob=0.2,
@@ -141,6 +143,7 @@ def build_train_transforms(
     intensity_per_channel: bool = False,
     elastic_prob: float = 0.0,
     channel_contrast_prob: float = 0.0,
+    flip_axes: Sequence[int] = (0, 1, 2),
 ) -> Compose:
     """Cached part (load, crop, normalise, pad, patch index) then random part (patches, augmentation, target).
 
@@ -166,6 +169,7 @@ def build_train_transforms(
             intensity_per_channel,
             elastic_prob,
             channel_contrast_prob,
+            flip_axes,
         )
     chain += [LabelToTargetd(target), EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False)]
     return Compose(chain)

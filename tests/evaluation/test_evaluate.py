@@ -126,8 +126,8 @@ def test_evaluate_a_checkpoint_with_patch_scores(make_dataset, checkpoint, tmp_p
     # the numbers depend on how the scans were predicted: the summary and the report say it
     inference = summary["inference"]
     assert inference["checkpoints"] == [str(ckpt)] and inference["overlap"] == 0.25 and inference["tta"] is True
-    assert inference["postprocessing"]["min_component"] == 7
-    assert "flip TTA on" in report and "under 7 voxels removed" in report
+    assert inference["postprocessing"]["min_component"] == 7 and inference["flip_axes"] == [0, 1, 2]
+    assert "flip TTA on," in report and "under 7 voxels removed" in report
 
 
 def test_no_hd95_applies_when_evaluating_a_checkpoint(make_dataset, checkpoint, tmp_path):

@@ -152,6 +152,10 @@ def test_the_recipe_chooses_flip_averaging_and_precision_and_options_override_th
     assert Predictor(tmp_path / "run" / "best.pt", PredictOptions(pictures=False, amp="bf16")).options.amp == "bf16"
     assert torch.equal(by_recipe, flipped) and not torch.equal(by_recipe, plain)
     assert probabilities(checkpoint)[0] is False  # a recipe without the setting predicts without flips
+    assert Predictor(checkpoint, PredictOptions(pictures=False)).options.flip_axes == (0, 1, 2)
+    payload["config"]["data"]["flip_axes"] = [0]  # a recipe that flips left-right only averages over those flips
+    torch.save(payload, tmp_path / "run" / "best.pt")
+    assert Predictor(tmp_path / "run" / "best.pt", PredictOptions(pictures=False)).options.flip_axes == (0,)
 
     parse = build_parser().parse_args
     assert _predict_options(parse(["predict", "x.nii.gz", "--checkpoint", "c.pt"])).tta is None

@@ -2,7 +2,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.transforms import Compose, RandAffined, Randomizable, RandScaleIntensityd, RandShiftIntensityd
+from monai.transforms import (
+    Compose,
+    RandAffined,
+    RandFlipd,
+    Randomizable,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+)
 
 from brats3d.data.layouts import discover
 from brats3d.transforms import NormalizeSlicesd, build_train_transforms, build_val_transforms
@@ -105,6 +112,16 @@ def test_rotation_and_scaling_ranges_reach_the_affine_augmentation():
     assert rotation == pytest.approx((0, 0, np.pi / 12)) and scaling == pytest.approx((0.1, 0.1, 0))
     rotation, scaling = affine_ranges(rotation_degrees=30.0, scaling=0.25)
     assert rotation == pytest.approx((0, 0, np.pi / 6)) and scaling == pytest.approx((0.25, 0.25, 0))  # in-plane
+
+
+def test_patches_are_flipped_only_across_the_configured_axes(case_dict):
+    def flipped_axes(**settings) -> set[int]:
+        chain = build_train_transforms(patch_size=(32, 32, 16), samples_per_case=1, **settings)
+        return {int(t.flipper.spatial_axis) for t in chain.transforms if isinstance(t, RandFlipd)}
+
+    assert flipped_axes() == {0, 1, 2}
+    assert flipped_axes(flip_axes=(0,)) == {0}  # left-right only: anatomy keeps its up-down and front-back
+    assert flipped_axes(flip_axes=(0,), augment=False) == set()
 
 
 def test_intensity_scale_and_shift_are_drawn_per_channel_only_when_asked():
