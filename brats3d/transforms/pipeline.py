@@ -70,6 +70,7 @@ def augmentation(
     elastic_prob: float = 0.0,
     channel_contrast_prob: float = 0.0,
     flip_axes: Sequence[int] = (0, 1, 2),
+    inverted_gamma_prob: float = 0.0,
 ) -> list:
     """Random spatial and intensity changes of a patch, as nnU-Net and the BraTS winners use them, at modest rates
     because a CPU budget sees only a few thousand steps.
@@ -86,7 +87,9 @@ def augmentation(
     ``CHANNEL_CONTRAST`` (0.65-1.5): on a case standardised over the brain (brain mean and background 0) that scales
     the channel's contrast between tumour and healthy brain, which varies that much between the ten real cases
     (coefficient of variation 0.4-0.8 per tissue and sequence; off in the recipes: cross-validated behind,
-    BENCHMARKS.md).
+    BENCHMARKS.md). ``inverted_gamma_prob`` is nnU-Net's inverted gamma: a gamma curve on the negated patch, so the
+    contrast among its brightest voxels (oedema on FLAIR, enhancing tumour on T1ce) changes while the dark end
+    barely moves, with the patch's mean and SD kept.
     """
     image_key = keys[0]
     return [
@@ -101,6 +104,15 @@ def augmentation(
         ),
         *([RandInPlaneElasticd(keys, prob=elastic_prob)] if elastic_prob else []),
         RandAdjustContrastd(keys=image_key, prob=0.15, gamma=(0.7, 1.5)),
+        *(
+            [
+                RandAdjustContrastd(
+                    keys=image_key, prob=inverted_gamma_prob, gamma=(0.7, 1.5), invert_image=True, retain_stats=True
+                )
+            ]
+            if inverted_gamma_prob
+            else []
+        ),
         RandScaleIntensityd(keys=image_key, factors=0.1, prob=1.0, channel_wise=intensity_per_channel),
         RandShiftIntensityd(keys=image_key, offsets=0.1, prob=1.0, channel_wise=intensity_per_channel),
         *([RandGaussianNoised(keys=image_key, prob=0.15, std=noise_std)] if noise_std > 0 else []),
@@ -144,6 +156,7 @@ def build_train_transforms(
     elastic_prob: float = 0.0,
     channel_contrast_prob: float = 0.0,
     flip_axes: Sequence[int] = (0, 1, 2),
+    inverted_gamma_prob: float = 0.0,
 ) -> Compose:
     """Cached part (load, crop, normalise, pad, patch index) then random part (patches, augmentation, target).
 
@@ -170,6 +183,7 @@ def build_train_transforms(
             elastic_prob,
             channel_contrast_prob,
             flip_axes,
+            inverted_gamma_prob,
         )
     chain += [LabelToTargetd(target), EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False)]
     return Compose(chain)

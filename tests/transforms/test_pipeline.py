@@ -4,6 +4,7 @@ import pytest
 import torch
 from monai.transforms import (
     Compose,
+    RandAdjustContrastd,
     RandAffined,
     RandFlipd,
     Randomizable,
@@ -150,6 +151,23 @@ def test_channel_contrast_scales_each_channel_about_the_brain_mean_by_its_own_fa
     factors = scaled[:, 4, 0, 0]
     assert torch.all(scaled[:, :4] == 0)
     assert len(set(factors.tolist())) == 4 and bool(((factors >= 0.65) & (factors <= 1.5)).all())
+
+
+def test_inverted_gamma_bends_the_bright_end_and_keeps_order_mean_and_sd():
+    def inverted_steps(prob: float) -> Compose:
+        steps = augmentation(["image", "label"], inverted_gamma_prob=prob)
+        return Compose([t for t in steps if isinstance(t, RandAdjustContrastd) and t.adjuster.invert_image])
+
+    assert not inverted_steps(0.0).transforms  # off unless asked
+    chain = inverted_steps(1.0)
+    chain.set_random_state(2)
+    ramp = torch.linspace(-2.0, 3.0, 64).reshape(1, 4, 4, 4).repeat(4, 1, 1, 1)
+    out = chain({"image": ramp.clone()})["image"].flatten()
+    gaps = out.reshape(4, -1)[0].diff()
+    assert bool((gaps > 0).all())  # a monotonic curve: no tissue changes place with another
+    assert torch.isclose(out.mean(), ramp.mean(), atol=1e-4) and torch.isclose(out.std(), ramp.std(), rtol=1e-3)
+    # gamma on the negated ramp: the spacing changes most at the bright end, not at the dark one
+    assert abs(gaps[-1] / gaps[-2] - 1) > abs(gaps[1] / gaps[0] - 1) > 0
 
 
 def test_bias_field_is_drawn_over_the_whole_case_before_patches_and_only_with_augmentation(case_dict):
