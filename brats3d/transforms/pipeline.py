@@ -89,7 +89,7 @@ def augmentation(
     (coefficient of variation 0.4-0.8 per tissue and sequence; off in the recipes: cross-validated behind,
     BENCHMARKS.md). ``inverted_gamma_prob`` is nnU-Net's inverted gamma: a gamma curve on the negated patch, so the
     contrast among its brightest voxels (oedema on FLAIR, enhancing tumour on T1ce) changes while the dark end
-    barely moves, with the patch's mean and SD kept.
+    barely moves, with the patch's mean and SD kept (off in the recipes: behind on random folds, BENCHMARKS.md).
     """
     image_key = keys[0]
     return [
