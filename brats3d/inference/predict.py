@@ -19,7 +19,7 @@ from brats3d.data.layouts import MODALITIES, Case, Layout, discover
 from brats3d.data.targets import Target, get_target
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
-from brats3d.inference.sliding_window import sliding_window_predict
+from brats3d.inference.sliding_window import EVERY_AXIS, sliding_window_predict
 from brats3d.models.checkpoint import load_checkpoint, model_from_checkpoint
 from brats3d.models.device import select_device
 from brats3d.models.registry import check_network
@@ -127,7 +127,7 @@ def ensemble_probabilities(
             device,
             options.amp,
             options.tta,
-            options.flip_axes if options.flip_axes is not None else (0, 1, 2),
+            options.flip_axes if options.flip_axes is not None else EVERY_AXIS,
         )
         total = probs if total is None else total + probs
     return total / len(models)

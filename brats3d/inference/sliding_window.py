@@ -15,6 +15,8 @@ from monai.inferers import sliding_window_inference
 from brats3d.data.targets import REGIONS, get_target
 from brats3d.models.device import autocast
 
+EVERY_AXIS = (0, 1, 2)  # the spatial axes flip TTA averages over unless a recipe names fewer
+
 
 def _flips(tta: bool, flip_axes: Sequence[int]) -> list[tuple[int, ...]]:
     """Every subset of the spatial ``flip_axes`` as dimensions of a (1, C, X, Y, Z) batch; only no flip without TTA."""
@@ -35,7 +37,7 @@ def sliding_window_predict(
     device: torch.device | str = "cpu",
     amp: str = "auto",
     tta: bool = False,
-    flip_axes: Sequence[int] = (0, 1, 2),
+    flip_axes: Sequence[int] = EVERY_AXIS,
 ) -> torch.Tensor:
     """Probabilities (C, X, Y, Z) on the CPU for one scan ``image`` (4, X, Y, Z).
 
@@ -47,10 +49,11 @@ def sliding_window_predict(
     inputs = image[None].to(device, non_blocking=True)
     out_device = device
     batch = max(1, int(sw_batch_size))
+    flips = _flips(tta, flip_axes)
     while True:
         try:
             logits = None
-            for axes in _flips(tta, flip_axes):
+            for axes in flips:
                 x = torch.flip(inputs, axes) if axes else inputs
                 with autocast(device, amp):
                     y = sliding_window_inference(
@@ -66,7 +69,7 @@ def sliding_window_predict(
                 y = y.float()
                 y = torch.flip(y, axes) if axes else y
                 logits = y if logits is None else logits + y
-            logits /= len(_flips(tta, flip_axes))
+            logits /= len(flips)
             break
         except torch.cuda.OutOfMemoryError:
             if batch == 1 and out_device.type == "cpu":

@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -125,10 +127,16 @@ def test_patches_are_flipped_only_across_the_configured_axes(case_dict):
     assert flipped_axes(flip_axes=(0,), augment=False) == set()
 
 
+def _augmentation_steps(keep: Callable[[object], bool], **settings) -> Compose:
+    """The steps of ``augmentation(**settings)`` that ``keep`` picks, to run them alone on a made-up patch."""
+    return Compose([t for t in augmentation(["image", "label"], **settings) if keep(t)])
+
+
 def test_intensity_scale_and_shift_are_drawn_per_channel_only_when_asked():
     def channel_values(per_channel: bool) -> torch.Tensor:
-        steps = augmentation(["image", "label"], intensity_per_channel=per_channel)
-        chain = Compose([t for t in steps if isinstance(t, (RandScaleIntensityd, RandShiftIntensityd))])
+        chain = _augmentation_steps(
+            lambda t: isinstance(t, (RandScaleIntensityd, RandShiftIntensityd)), intensity_per_channel=per_channel
+        )
         chain.set_random_state(1)
         return chain({"image": torch.ones(4, 8, 8, 4)})["image"][:, 0, 0, 0]
 
@@ -139,8 +147,9 @@ def test_intensity_scale_and_shift_are_drawn_per_channel_only_when_asked():
 
 def test_channel_contrast_scales_each_channel_about_the_brain_mean_by_its_own_factor():
     def contrast_steps(prob: float) -> Compose:
-        steps = augmentation(["image", "label"], channel_contrast_prob=prob)
-        return Compose([t for t in steps if isinstance(t, RandScaleIntensityd) and t.scaler.channel_wise])
+        return _augmentation_steps(
+            lambda t: isinstance(t, RandScaleIntensityd) and t.scaler.channel_wise, channel_contrast_prob=prob
+        )
 
     assert not contrast_steps(0.0).transforms  # off unless asked
     chain = contrast_steps(1.0)
@@ -155,8 +164,9 @@ def test_channel_contrast_scales_each_channel_about_the_brain_mean_by_its_own_fa
 
 def test_inverted_gamma_bends_the_bright_end_and_keeps_order_mean_and_sd():
     def inverted_steps(prob: float) -> Compose:
-        steps = augmentation(["image", "label"], inverted_gamma_prob=prob)
-        return Compose([t for t in steps if isinstance(t, RandAdjustContrastd) and t.adjuster.invert_image])
+        return _augmentation_steps(
+            lambda t: isinstance(t, RandAdjustContrastd) and t.adjuster.invert_image, inverted_gamma_prob=prob
+        )
 
     assert not inverted_steps(0.0).transforms  # off unless asked
     chain = inverted_steps(1.0)
