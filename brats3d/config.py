@@ -25,6 +25,7 @@ from brats3d.models.device import AMP_CHOICES
 from brats3d.models.losses import LOSSES
 from brats3d.models.registry import check_network
 from brats3d.transforms.intensity import NORMALISATIONS
+from brats3d.transforms.pipeline import EVERY_AXIS
 from brats3d.transforms.postprocess import PostProcessing
 
 
@@ -72,7 +73,7 @@ class DataConfig:
     inverted_gamma_prob: float = 0.0
     # array axes (RAS: 0 left-right, 1 back-front, 2 down-up) a patch is flipped across, each with chance 0.5; flip
     # TTA averages over the same axes, so a network only sees orientations it trained on
-    flip_axes: list[int] = field(default_factory=lambda: [0, 1, 2])
+    flip_axes: list[int] = field(default_factory=lambda: list(EVERY_AXIS))
 
 
 @dataclass
@@ -424,7 +425,7 @@ def validate(config: RunConfig, source: object = None) -> None:
             f"data.rotation_degrees must lie in [0, 180] and data.scaling in [0, 1), got "
             f"{d.rotation_degrees} and {d.scaling}",
         )
-    if len(set(d.flip_axes)) != len(d.flip_axes) or not set(d.flip_axes) <= {0, 1, 2}:
+    if len(set(d.flip_axes)) != len(d.flip_axes) or not set(d.flip_axes) <= set(EVERY_AXIS):
         raise BratsInputError(source, f"data.flip_axes must be distinct axes among 0, 1 and 2, got {d.flip_axes}")
     if d.bias_field_prob and d.normalisation == "slice":
         raise BratsInputError(source, "data.bias_field_prob needs data.normalisation: brain or flattened")

@@ -12,6 +12,7 @@ from brats3d.data.io import load_case
 from brats3d.data.labels import CLASS_NAMES, REGION_NAMES, REGION_SHORT
 from brats3d.evaluation.evaluate import Evaluation, write_tables
 from brats3d.files import atomic_path
+from brats3d.transforms.pipeline import EVERY_AXIS
 
 STRUCTURE_TITLES = {
     **{n: f"{REGION_SHORT[n]} ({n.replace('_', ' ')})" for n in REGION_NAMES},
@@ -308,8 +309,9 @@ def _inference_line(settings: dict) -> str:
         enhancing = f"enhancing voxels under T1ce z {contrast:g} relabelled as core, {enhancing}"
     thresholds = "/".join(f"{t:g}" for t in rules["thresholds"])
     window = "×".join(map(str, settings["window"])) if "window" in settings else "of the training patch"
-    axes = settings.get("flip_axes", [0, 1, 2])  # reports written before flip_axes existed flipped all three
-    tta = "off" if not settings["tta"] else "on" if len(axes) == 3 else f"on (axes {', '.join(map(str, axes))})"
+    axes = settings.get("flip_axes", list(EVERY_AXIS))  # reports written before flip_axes existed flipped all three
+    every_axis = len(axes) == len(EVERY_AXIS)
+    tta = "off" if not settings["tta"] else "on" if every_axis else f"on (axes {', '.join(map(str, axes))})"
     return (
         f"Predicted with {models}: sliding window {window}, overlap {settings['overlap']}, flip TTA "
         f"{tta}, thresholds WT/TC/ET {thresholds}, {components}, {enhancing}."

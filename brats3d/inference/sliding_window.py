@@ -14,8 +14,7 @@ from monai.inferers import sliding_window_inference
 
 from brats3d.data.targets import REGIONS, get_target
 from brats3d.models.device import autocast
-
-EVERY_AXIS = (0, 1, 2)  # the spatial axes flip TTA averages over unless a recipe names fewer
+from brats3d.transforms.pipeline import EVERY_AXIS
 
 
 def _flips(tta: bool, flip_axes: Sequence[int]) -> list[tuple[int, ...]]:

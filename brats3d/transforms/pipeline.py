@@ -36,6 +36,10 @@ from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
 from brats3d.transforms.spatial import RandInPlaneElasticd
 from brats3d.transforms.targets import LabelToTargetd
 
+# The RAS array axes (0 left-right, 1 back-front, 2 down-up) a patch is flipped across unless a recipe names fewer;
+# flip TTA averages over the same axes, so a network only sees orientations it trained on.
+EVERY_AXIS = (0, 1, 2)
+
 CHANNEL_CONTRAST = (-0.35, 0.5)  # MONAI's v * (1 + factor): each channel's contrast scaled by 0.65-1.5
 BRAIN_CROP_MARGIN = 2  # voxels kept around the brain's bounding box; training and inference crop alike
 
@@ -69,7 +73,7 @@ def augmentation(
     intensity_per_channel: bool = False,
     elastic_prob: float = 0.0,
     channel_contrast_prob: float = 0.0,
-    flip_axes: Sequence[int] = (0, 1, 2),
+    flip_axes: Sequence[int] = EVERY_AXIS,
     inverted_gamma_prob: float = 0.0,
 ) -> list:
     """Random spatial and intensity changes of a patch, as nnU-Net and the BraTS winners use them, at modest rates
@@ -155,7 +159,7 @@ def build_train_transforms(
     intensity_per_channel: bool = False,
     elastic_prob: float = 0.0,
     channel_contrast_prob: float = 0.0,
-    flip_axes: Sequence[int] = (0, 1, 2),
+    flip_axes: Sequence[int] = EVERY_AXIS,
     inverted_gamma_prob: float = 0.0,
 ) -> Compose:
     """Cached part (load, crop, normalise, pad, patch index) then random part (patches, augmentation, target).
