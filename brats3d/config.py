@@ -50,6 +50,9 @@ class DataConfig:
     # brain: per channel over brain voxels | slice: per channel and axial slice | flattened: each channel's smooth
     # intensity field divided out first, then as brain (transforms/intensity.py)
     normalisation: str = "brain"
+    # each channel's left-right asymmetry as four more network inputs: the channel minus its mirror image across the
+    # brain's mid-sagittal plane (transforms/symmetry.py); for atlas-registered scans such as BraTS and the Decathlon
+    mirror_difference: bool = False
     reader: str = "nibabel"  # nibabel | itk
     # memory (CacheDataset) | disk (PersistentDataset) | mmap (preprocessed once, memory-mapped; training/cache.py)
     # | none | auto: memory when the cases fit half the available RAM, else mmap (as fast: BENCHMARKS.md)
@@ -181,6 +184,7 @@ class RunConfig(_Saved):
             "samples_per_case": d.patches_per_case,
             "target": self.model.target,
             "normalisation": d.normalisation,
+            "mirror_difference": d.mirror_difference,
             "reader": d.reader,
             "augment": d.augment,
             "noise_std": d.noise_std,

@@ -8,6 +8,8 @@ import pytest
 
 from brats3d.config import load_config
 from brats3d.data.synthetic import make_phantom, write_dataset
+from brats3d.models import build_network
+from brats3d.models.checkpoint import save_checkpoint
 from brats3d.training.trainer import train
 
 SMALL = (48, 48, 32)
@@ -59,3 +61,16 @@ def checkpoint(tmp_path_factory):
     )
     train(config, root / "run", data_dir=root / "data", log=lambda _: None)
     return root / "run" / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def mirror_checkpoint(tmp_path_factory):
+    """An untrained tiny unet3d that takes the four modalities and their left-right asymmetries (eight channels)."""
+    config = load_config(
+        None,
+        ["data.mirror_difference=true", "data.patch_size=[32,32,16]", "model.kwargs={channels: [4, 8, 16, 32, 64]}"],
+    )
+    network = build_network("unet3d", config.data.patch_size, kwargs=config.model.kwargs, in_channels=8)
+    path = tmp_path_factory.mktemp("mirror") / "mirror.pt"
+    save_checkpoint(path, network, config, "msd")
+    return path

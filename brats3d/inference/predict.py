@@ -70,7 +70,7 @@ class Prediction:
 # What must agree between the checkpoints of an ensemble: averaging probabilities of networks that see other
 # inputs or predict other channels would be meaningless.
 ENSEMBLE_KEYS = (
-    "kind", "network", "network_kwargs", "target", "patch_size", "normalisation", "modalities",
+    "kind", "network", "network_kwargs", "target", "patch_size", "normalisation", "mirror_difference", "modalities",
     "in_channels", "class_values", "image_size",
 )  # fmt: skip
 
@@ -212,6 +212,7 @@ class Predictor:
             reader=self.config.data.reader,
             with_label=False,
             keep_source=True,
+            mirror_difference=payload["mirror_difference"],
         )
 
     def _rules(self, checkpoint: str | Path) -> PostProcessing:

@@ -28,6 +28,7 @@ from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
 from brats3d.models.registry import build_network
 from brats3d.transforms.intensity import NORMALISATIONS
+from brats3d.transforms.symmetry import image_channels
 
 FORMAT = "brats3d-checkpoint-v2"
 READABLE_FORMATS = ("brats3d-checkpoint-v1", FORMAT)
@@ -82,6 +83,7 @@ def _description(config: AnyConfig) -> dict[str, Any]:
         "target": config.model.target,
         "modalities": list(MODALITIES),
         "normalisation": config.data.normalisation,
+        "mirror_difference": config.data.mirror_difference,
         "patch_size": list(config.data.patch_size),
     }
 
@@ -144,12 +146,27 @@ def load_checkpoint(
         raise BratsInputError(
             path, f"checkpoint normalisation {payload.get('normalisation')!r} is not one of {NORMALISATIONS}"
         )
+    if payload.get("kind") != SLICES:
+        payload.setdefault("mirror_difference", False)  # checkpoints from before the option
+        if not isinstance(payload["mirror_difference"], bool):
+            raise BratsInputError(path, f"checkpoint mirror_difference {payload['mirror_difference']!r} is not a bool")
     return payload
 
 
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:120]
+
+
+def network_of(payload: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of ``build_network`` (and ``network_arguments``) that rebuild a 3D checkpoint's network."""
+    return {
+        "name": payload["network"],
+        "patch_size": payload["patch_size"],
+        "target": payload["target"],
+        "kwargs": payload["network_kwargs"],
+        "in_channels": image_channels(payload["mirror_difference"]),
+    }
 
 
 def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, AnyConfig]:
@@ -161,7 +178,7 @@ def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, AnyConfig
             payload["network"], payload["image_size"], kwargs=payload["network_kwargs"], channels=channels
         )
     else:
-        model = build_network(payload["network"], payload["patch_size"], payload["target"], payload["network_kwargs"])
+        model = build_network(**network_of(payload))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:

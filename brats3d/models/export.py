@@ -27,7 +27,7 @@ from brats3d.data.layouts import MODALITIES
 from brats3d.data.targets import get_target
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path, ensure_output_dir
-from brats3d.models.checkpoint import load_checkpoint, model_from_checkpoint
+from brats3d.models.checkpoint import load_checkpoint, model_from_checkpoint, network_of
 from brats3d.models.registry import NETWORKS, network_arguments
 
 FORMATS = ("torchscript", "onnx", "bundle")
@@ -53,6 +53,17 @@ NORMALISATION_TEXT = {
 }
 
 
+MIRROR_TEXT = (
+    "each channel minus its mirror image across the brain's mid-sagittal plane (left-right, array axis 0), "
+    "Gaussian-smoothed (brats3d.transforms.symmetry.mirror_differences), appended after the normalised channels"
+)
+
+
+def input_channels(payload: dict[str, Any]) -> list[str]:
+    """Names of the network's input channels: the modalities, then their asymmetries where it was trained on them."""
+    return list(MODALITIES) + ([f"{m}_mirror_difference" for m in MODALITIES] if payload["mirror_difference"] else [])
+
+
 def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
     """What an exported network expects and returns, from a loaded checkpoint."""
     config = payload["config"]
@@ -65,8 +76,9 @@ def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
         "input": {
             "name": "image",
             "layout": "N, C, X, Y, Z (float32); voxel axes in RAS order",
-            "channels": list(MODALITIES),
+            "channels": input_channels(payload),
             "normalisation": NORMALISATION_TEXT[payload["normalisation"]],
+            **({"mirror_difference": MIRROR_TEXT} if payload["mirror_difference"] else {}),
             "patch_size": payload["patch_size"],  # what it was trained on
             # what whole scans are segmented with (inference.window, else the patch), and the traced input size
             "window": config_from_dict(config).inference_window,
@@ -99,7 +111,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, fmt: str) -> 
     model.eval()
     out_dir = ensure_output_dir(out_dir)
     metadata = export_metadata(payload)
-    example = torch.zeros(1, len(MODALITIES), *metadata["input"]["window"])
+    example = torch.zeros(1, len(metadata["input"]["channels"]), *metadata["input"]["window"])
     if fmt == "torchscript":
         return [_torchscript(model, example, metadata, out_dir / "model.ts"), _json(metadata, out_dir)]
     if fmt == "onnx":
@@ -148,7 +160,7 @@ def _onnx(model: torch.nn.Module, example: torch.Tensor, metadata: dict, path: P
 
 def _bundle(model: torch.nn.Module, payload: dict, metadata: dict, out_dir: Path) -> list[Path]:
     """A MONAI bundle whose ``run`` segments one scan with the saved weights and MONAI transforms (plus brats3d's own
-    normalisation where the model was trained with one other than ``brain``)."""
+    normalisation where the model was trained with one other than ``brain``, and its asymmetry channels)."""
     target = metadata["output"]
     if target["activation"] != "sigmoid":
         raise BratsInputError(None, "bundle export supports region (sigmoid) models, the default target")
@@ -174,12 +186,12 @@ def _bundle(model: torch.nn.Module, payload: dict, metadata: dict, out_dir: Path
                 "image": {
                     "type": "image",
                     "format": "magnitude",
-                    "num_channels": len(MODALITIES),
+                    "num_channels": len(metadata["input"]["channels"]),
                     "spatial_shape": metadata["input"]["window"],
                     "dtype": "float32",
                     "value_range": [],
                     "is_patch_data": True,
-                    "channel_def": dict(enumerate(MODALITIES)),
+                    "channel_def": dict(enumerate(metadata["input"]["channels"])),
                 }
             },
             "outputs": {
@@ -197,7 +209,7 @@ def _bundle(model: torch.nn.Module, payload: dict, metadata: dict, out_dir: Path
         },
         "brats3d": metadata,
     }
-    if payload["normalisation"] != "brain":  # its preprocessing uses a brats3d transform
+    if payload["normalisation"] != "brain" or payload["mirror_difference"]:  # preprocessing with brats3d transforms
         bundle_metadata["optional_packages_version"] = {"brats3d": __version__}
     inference = _inference_config(payload, metadata["input"]["window"], target["thresholds"], file_labels)
     return [
@@ -221,9 +233,7 @@ def _inference_config(payload: dict, window: list[int], thresholds: list[float],
     """MONAI bundle config: load (one 4D file or four files in the channel order), RAS, standardise over the brain,
     sliding window, sigmoid, nested thresholds, labels in the training numbering, zero outside the brain, save."""
     spec = NETWORKS[payload["network"]]
-    arguments = network_arguments(
-        payload["network"], payload["patch_size"], payload["target"], payload["network_kwargs"]
-    )
+    arguments = network_arguments(**network_of(payload))
     net = {"_target_": f"monai.networks.nets.{spec.cls.__name__}", **json.loads(json.dumps(arguments))}
     t = thresholds
     return {
@@ -243,6 +253,11 @@ def _inference_config(payload: dict, window: list[int], thresholds: list[float],
                 {"_target_": "EnsureChannelFirstd", "keys": "image"},
                 {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
                 _bundle_normalisation(payload["normalisation"]),
+                *(
+                    [{"_target_": "brats3d.transforms.symmetry.AddMirrorDifferenced", "keys": "image"}]
+                    if payload["mirror_difference"]
+                    else []
+                ),
                 {"_target_": "EnsureTyped", "keys": "image", "dtype": "$torch.float32"},
             ],
         },

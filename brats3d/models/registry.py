@@ -126,11 +126,13 @@ def network_arguments(
     target: str = REGIONS,
     kwargs: dict[str, Any] | None = None,
     channels: tuple[int, int] | None = None,
+    in_channels: int | None = None,
 ) -> dict[str, Any]:
     """Every constructor argument of the named network (also what an exported bundle uses): 3D networks take the
-    four modalities and output ``target``'s channels; ``channels`` = (in, out) sets both instead (2D tasks)."""
+    four modalities (``in_channels`` where the chain adds more, ``transforms.symmetry.image_channels``) and output
+    ``target``'s channels; ``channels`` = (in, out) sets both instead (2D tasks)."""
     spec = NETWORKS[name]
-    in_channels, out_channels = channels or (len(MODALITIES), get_target(target).out_channels)
+    in_channels, out_channels = channels or (in_channels or len(MODALITIES), get_target(target).out_channels)
     args = {"spatial_dims": spec.dims, "in_channels": in_channels, "out_channels": out_channels}
     if spec.takes_img_size:
         args["img_size"] = tuple(patch_size)
@@ -157,13 +159,14 @@ def build_network(
     target: str = REGIONS,
     kwargs: dict[str, Any] | None = None,
     channels: tuple[int, int] | None = None,
+    in_channels: int | None = None,
 ) -> nn.Module:
     """The named network (see ``network_arguments``); a patch size it cannot take is a clear error."""
     problem = check_network(name, patch_size)
     if problem:
         raise BratsInputError(None, problem)
     try:
-        model = NETWORKS[name].cls(**network_arguments(name, patch_size, target, kwargs, channels))
+        model = NETWORKS[name].cls(**network_arguments(name, patch_size, target, kwargs, channels, in_channels))
     except (TypeError, ValueError) as exc:  # an unknown argument, or MONAI's own check of the ones given
         raise BratsInputError(None, f"model.kwargs do not fit {name}: {exc}") from exc
     return model

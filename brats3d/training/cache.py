@@ -39,7 +39,7 @@ from brats3d.transforms import build_train_transforms
 CACHE_FORMAT = "brats3d-mmap-v1"
 MANIFEST = "manifest.json"
 # Settings that change the stored arrays; the random part of the chain (patches, augmentation) is not among them.
-_SHAPING = ("patch_size", "min_tumour_fraction", "class_balance", "normalisation", "reader")
+_SHAPING = ("patch_size", "min_tumour_fraction", "class_balance", "normalisation", "mirror_difference", "reader")
 
 
 def cache_settings(config: RunConfig) -> dict[str, Any]:

@@ -174,7 +174,9 @@ def build_datasets(
     ranks or runs can share it) and read through memory maps; validation scans are then read when needed.
     """
     transform = build_train_transforms(**config.train_transform_arguments())
-    val_transform = build_val_transforms(config.data.normalisation, config.data.reader)
+    val_transform = build_val_transforms(
+        config.data.normalisation, config.data.reader, mirror_difference=config.data.mirror_difference
+    )
     mine = rank_share(train, rank, world)
     val_items = [c.to_dict() for c in rank_share(val, rank, world)]
     cache = choose_cache(mine, config, world)

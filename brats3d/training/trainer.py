@@ -56,6 +56,7 @@ from brats3d.training.data import (
     write_split,
 )
 from brats3d.training.hard_negatives import HardPatchPool, false_positive_voxels, patch_sampler
+from brats3d.transforms.symmetry import image_channels
 
 # Updates skipped in a row for non-finite gradients before a run stops as diverged: a gradient scaler's first
 # overflows skip a few; dozens in a row mean NaN weights or a numerics fault that would waste the whole budget.
@@ -232,7 +233,8 @@ class Trainer:
 
     def build_model(self) -> nn.Module:
         c = self.config
-        return build_network(c.model.network, c.data.patch_size, c.model.target, c.model.kwargs)
+        channels = image_channels(c.data.mirror_difference)
+        return build_network(c.model.network, c.data.patch_size, c.model.target, c.model.kwargs, in_channels=channels)
 
     def _restore(self) -> None:
         state = load_checkpoint(self.run_dir / "last.pt", map_location=self.device)

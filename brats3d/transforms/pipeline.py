@@ -34,6 +34,7 @@ from brats3d.transforms.intensity import RandBrainBiasFieldd, brain_normalisatio
 from brats3d.transforms.loading import LoadCased
 from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
 from brats3d.transforms.spatial import RandInPlaneElasticd
+from brats3d.transforms.symmetry import AddMirrorDifferenced
 from brats3d.transforms.targets import LabelToTargetd
 
 # The RAS array axes (0 left-right, 1 back-front, 2 down-up) a patch is flipped across unless a recipe names fewer;
@@ -44,7 +45,9 @@ CHANNEL_CONTRAST = (-0.35, 0.5)  # MONAI's v * (1 + factor): each channel's cont
 BRAIN_CROP_MARGIN = 2  # voxels kept around the brain's bounding box; training and inference crop alike
 
 
-def _load_and_crop(reader: str, normalisation: str, with_label: bool = True, keep_source: bool = False) -> list:
+def _load_and_crop(
+    reader: str, normalisation: str, mirror_difference: bool, with_label: bool = True, keep_source: bool = False
+) -> list:
     keys = ["image", "label"] if with_label else ["image"]
     return [
         LoadCased(reader=reader, with_label=with_label, keep_source=keep_source),
@@ -60,6 +63,7 @@ def _load_and_crop(reader: str, normalisation: str, with_label: bool = True, kee
             end_coord_key="foreground_end_coord",
         ),
         brain_normalisation("image", normalisation),
+        *([AddMirrorDifferenced("image")] if mirror_difference else []),
     ]
 
 
@@ -148,6 +152,7 @@ def build_train_transforms(
     samples_per_case: int = 4,
     target: str = REGIONS,
     normalisation: str = "brain",
+    mirror_difference: bool = False,
     reader: str = "nibabel",
     augment: bool = True,
     noise_std: float = 0.1,
@@ -168,7 +173,7 @@ def build_train_transforms(
     """
     keys = ["image", "label"]
     chain = [
-        *_load_and_crop(reader, normalisation),
+        *_load_and_crop(reader, normalisation, mirror_difference),
         SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),
         FindTumourPatchesd(patch_size, min_tumour_fraction, class_balance=class_balance),
     ]
@@ -194,7 +199,11 @@ def build_train_transforms(
 
 
 def build_val_transforms(
-    normalisation: str = "brain", reader: str = "nibabel", with_label: bool = True, keep_source: bool = False
+    normalisation: str = "brain",
+    reader: str = "nibabel",
+    with_label: bool = True,
+    keep_source: bool = False,
+    mirror_difference: bool = False,
 ) -> Compose:
     """Whole scans cropped to the brain and normalised, with canonical labels (1, X, Y, Z) when ``with_label``.
 
@@ -205,7 +214,7 @@ def build_val_transforms(
     keys = ["image", "label"] if with_label else ["image"]
     return Compose(
         [
-            *_load_and_crop(reader, normalisation, with_label, keep_source),
+            *_load_and_crop(reader, normalisation, mirror_difference, with_label, keep_source),
             EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False),
         ]
     )

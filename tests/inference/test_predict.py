@@ -135,6 +135,13 @@ def test_bad_inputs_fail_clearly_and_write_nothing(make_dataset, checkpoint, tmp
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_a_model_trained_with_asymmetry_channels_predicts_with_them(make_dataset, mirror_checkpoint):
+    case = discover(make_dataset("msd", cases=1)).cases[0]
+    predictor = _predictor(mirror_checkpoint, amp="off", tta=False)
+    assert predictor.chain(case.to_dict())["image"].shape[0] == 8
+    assert predictor.predict(case).labels_in_source_order().shape == nib.load(str(case.images[0])).shape[:3]
+
+
 def test_checkpoint_of_another_network_is_refused(checkpoint, tmp_path):
     payload = load_checkpoint(checkpoint)
     payload["network"], payload["network_kwargs"] = "segresnet", {}

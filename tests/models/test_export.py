@@ -114,6 +114,30 @@ def test_a_flattened_model_is_exported_with_brats3d_s_normalisation_and_says_so(
     torch.testing.assert_close(torch.as_tensor(image).float(), torch.as_tensor(expected).float(), atol=1e-4, rtol=0)
 
 
+def test_a_model_with_asymmetry_channels_exports_eight_inputs_and_its_bundle_computes_them(
+    make_dataset, mirror_checkpoint, tmp_path
+):
+    assert main(["export", str(mirror_checkpoint), "--format", "torchscript", "--out", str(tmp_path / "ts")]) == 0
+    metadata = json.loads((tmp_path / "ts" / "metadata.json").read_text())
+    assert metadata["input"]["channels"][4:] == [f"{m}_mirror_difference" for m in ("flair", "t1", "t1ce", "t2")]
+    assert "mirror image" in metadata["input"]["mirror_difference"]
+    module = torch.jit.load(str(tmp_path / "ts" / "model.ts"))
+    assert module(torch.zeros(1, 8, 32, 32, 16)).shape == (1, 3, 32, 32, 16)
+
+    bundle = tmp_path / "bundle"
+    assert main(["export", str(mirror_checkpoint), "--format", "bundle", "--out", str(bundle)]) == 0
+    bundle_metadata = json.loads((bundle / "configs" / "metadata.json").read_text())
+    assert bundle_metadata["network_data_format"]["inputs"]["image"]["num_channels"] == 8
+    assert "brats3d" in bundle_metadata["optional_packages_version"]
+    case = discover(make_dataset("msd", cases=1, shape=(48, 48, 32))).cases[0]
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser["image"] = str(case.images[0])
+    assert parser.get_parsed_content("data")["image"].shape[0] == 8
+    network_def = parser.get_parsed_content("network_def")
+    assert next(m for m in network_def.modules() if isinstance(m, torch.nn.Conv3d)).in_channels == 8
+
+
 def test_a_deeply_supervised_dynunet_exports_as_plain_monai_with_one_output(tmp_path):
     from brats3d.config import load_config
     from brats3d.models import build_network

@@ -92,6 +92,29 @@ def test_checkpoint_is_self_describing(tiny_data, tmp_path):
     model, saved_config = model_from_checkpoint(payload)
     assert saved_config.model.kwargs == {"channels": [8, 16, 32, 64, 128]}
     assert model(torch.zeros(1, 4, 32, 32, 16)).shape == (1, 3, 32, 32, 16)
+    assert payload["mirror_difference"] is False
+
+
+def test_a_run_with_asymmetry_channels_trains_and_validates_on_eight_and_says_so(tiny_data, tmp_path):
+    overrides = [*TINY, "train.epochs=1", "train.steps_per_epoch=1", "validation.max_cases=1"]
+    train(load_config(None, [*overrides, "data.mirror_difference=true"]), tmp_path / "run", data_dir=tiny_data)
+    payload = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert payload["mirror_difference"] is True
+    model, _ = model_from_checkpoint(payload)
+    assert model(torch.zeros(1, 8, 32, 32, 16)).shape == (1, 3, 32, 32, 16)
+    assert "mean_dice" in (tmp_path / "run" / "metrics.csv").read_text()
+
+
+def test_a_checkpoint_from_before_asymmetry_channels_loads_as_without_them(tiny_data, tmp_path):
+    train(load_config(None, [*TINY, "train.epochs=1", "train.steps_per_epoch=1"]), tmp_path / "run", data_dir=tiny_data)
+    payload = load_checkpoint(tmp_path / "run" / "best.pt")
+    del payload["mirror_difference"]
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")["mirror_difference"] is False
+    payload["mirror_difference"] = "yes"
+    torch.save(payload, tmp_path / "odd.pt")
+    with pytest.raises(BratsInputError, match="mirror_difference"):
+        load_checkpoint(tmp_path / "odd.pt")
 
 
 def test_an_existing_run_is_not_overwritten(tiny_data, tmp_path):
