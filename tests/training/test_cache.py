@@ -51,6 +51,11 @@ def test_only_a_changed_case_is_preprocessed_again(dataset, tmp_path):
     assert len(preprocess(cases, other, tmp_path / "cache", progress=False)[0]) == 3
     flattened = load_config(None, [*SMALL, "data.min_tumour_fraction=0.1", "data.normalisation=flattened"])
     assert len(preprocess(cases, flattened, tmp_path / "cache", progress=False)[0]) == 3  # and one that shapes voxels
+    mirrored = load_config(  # and one that adds channels
+        None, [*SMALL, "data.min_tumour_fraction=0.1", "data.normalisation=flattened", "data.mirror_difference=true"]
+    )
+    assert len(preprocess(cases, mirrored, tmp_path / "cache", progress=False)[0]) == 3
+    assert open_case(tmp_path / "cache" / cases[0].case_id)["image"].shape[0] == 8
 
 
 def test_an_interrupted_preprocess_goes_on_where_it_stopped(dataset, tmp_path):
