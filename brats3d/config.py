@@ -52,6 +52,7 @@ class DataConfig:
     normalisation: str = "brain"
     # each channel's left-right asymmetry as four more network inputs: the channel minus its mirror image across the
     # brain's mid-sagittal plane (transforms/symmetry.py); for atlas-registered scans such as BraTS and the Decathlon
+    # (off in the recipes: cross-validated behind on tumour core, BENCHMARKS.md)
     mirror_difference: bool = False
     reader: str = "nibabel"  # nibabel | itk
     # memory (CacheDataset) | disk (PersistentDataset) | mmap (preprocessed once, memory-mapped; training/cache.py)
