@@ -23,12 +23,12 @@ import torch
 from brats3d import __version__
 from brats3d.config import SLICES, config_from_dict
 from brats3d.data.labels import LabelConvention, from_canonical
-from brats3d.data.layouts import MODALITIES
 from brats3d.data.targets import get_target
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path, ensure_output_dir
 from brats3d.models.checkpoint import load_checkpoint, model_from_checkpoint, network_of
 from brats3d.models.registry import NETWORKS, network_arguments
+from brats3d.transforms.symmetry import image_channel_names
 
 FORMATS = ("torchscript", "onnx", "bundle")
 ONNX_OPSET = 17
@@ -59,11 +59,6 @@ MIRROR_TEXT = (
 )
 
 
-def input_channels(payload: dict[str, Any]) -> list[str]:
-    """Names of the network's input channels: the modalities, then their asymmetries where it was trained on them."""
-    return list(MODALITIES) + ([f"{m}_mirror_difference" for m in MODALITIES] if payload["mirror_difference"] else [])
-
-
 def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
     """What an exported network expects and returns, from a loaded checkpoint."""
     config = payload["config"]
@@ -76,7 +71,7 @@ def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
         "input": {
             "name": "image",
             "layout": "N, C, X, Y, Z (float32); voxel axes in RAS order",
-            "channels": input_channels(payload),
+            "channels": image_channel_names(payload["mirror_difference"]),
             "normalisation": NORMALISATION_TEXT[payload["normalisation"]],
             **({"mirror_difference": MIRROR_TEXT} if payload["mirror_difference"] else {}),
             "patch_size": payload["patch_size"],  # what it was trained on

@@ -23,9 +23,18 @@ MIRROR_SMOOTHING = 1.5  # voxels (Gaussian sigma): a plane a voxel or two off le
 MIRROR_SEARCH = 6  # the plane is sought this many half-voxel steps either side of the brain's bounding-box centre
 
 
+def image_channel_names(mirror_difference: bool) -> list[str]:
+    """The channels the 3D chain gives a network, in order: the four modalities, then their asymmetries when asked."""
+    return list(MODALITIES) + ([f"{m}_mirror_difference" for m in MODALITIES] if mirror_difference else [])
+
+
 def image_channels(mirror_difference: bool) -> int:
-    """How many channels the 3D chain gives a network: the four modalities, and their asymmetries when asked."""
-    return len(MODALITIES) * (2 if mirror_difference else 1)
+    return len(image_channel_names(mirror_difference))
+
+
+def _within(mirror: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror indices clipped into the array, and which of them were inside it."""
+    return np.clip(mirror, 0, size - 1), (mirror >= 0) & (mirror < size)
 
 
 def mirror_indices(brain: np.ndarray, smoothed: np.ndarray) -> np.ndarray:
@@ -41,11 +50,7 @@ def mirror_indices(brain: np.ndarray, smoothed: np.ndarray) -> np.ndarray:
     inside = brain[::2, ::2, ::2]
 
     def asymmetry(plane_sum: int) -> float:
-        mirror = plane_sum - index[::2]
-        valid = (mirror >= 0) & (mirror < brain.shape[MIRROR_AXIS])
-        if not valid.any():
-            return np.inf
-        mirrored = np.clip(mirror, 0, brain.shape[MIRROR_AXIS] - 1)
+        mirrored, valid = _within(plane_sum - index[::2], brain.shape[MIRROR_AXIS])
         both = inside & brain[mirrored][:, ::2, ::2] & valid[:, None, None]
         if not both.any():
             return np.inf
@@ -63,9 +68,7 @@ def mirror_differences(image: np.ndarray) -> np.ndarray:
     if not brain.any():
         return np.zeros_like(image, dtype=np.float32)
     smoothed = np.stack([gaussian_filter(c.astype(np.float32), MIRROR_SMOOTHING) for c in image])
-    mirror = mirror_indices(brain, smoothed)
-    valid = (mirror >= 0) & (mirror < brain.shape[MIRROR_AXIS])
-    mirror = np.clip(mirror, 0, brain.shape[MIRROR_AXIS] - 1)
+    mirror, valid = _within(mirror_indices(brain, smoothed), brain.shape[MIRROR_AXIS])
     both = brain & brain[mirror] & valid[:, None, None]
     return np.where(both, smoothed - smoothed[:, mirror], 0.0).astype(np.float32)
 
