@@ -75,6 +75,8 @@ class DataConfig:
     # chance a patch gets nnU-Net's inverted gamma (0.7-1.5 on the negated intensities, mean and SD kept): it
     # stretches or squeezes the bright end, where oedema on FLAIR and enhancing tumour on T1ce lie (pipeline.py)
     inverted_gamma_prob: float = 0.0
+    # chance one MRI sequence of a patch is zeroed, so no sequence's look at one site is relied on (intensity.py)
+    modality_dropout_prob: float = 0.0
     # array axes (RAS: 0 left-right, 1 back-front, 2 down-up) a patch is flipped across, each with chance 0.5; flip
     # TTA averages over the same axes, so a network only sees orientations it trained on
     flip_axes: list[int] = field(default_factory=lambda: list(EVERY_AXIS))
@@ -198,6 +200,7 @@ class RunConfig(_Saved):
             "intensity_per_channel": d.intensity_per_channel,
             "channel_contrast_prob": d.channel_contrast_prob,
             "inverted_gamma_prob": d.inverted_gamma_prob,
+            "modality_dropout_prob": d.modality_dropout_prob,
             "flip_axes": tuple(d.flip_axes),
         }
         return {**arguments, **changes}
@@ -414,6 +417,7 @@ def validate(config: RunConfig, source: object = None) -> None:
         "contrast_prob",  # MONAI would clip a share outside [0, 1] silently
         "channel_contrast_prob",
         "inverted_gamma_prob",
+        "modality_dropout_prob",
         "low_resolution_prob",
     )
     outside = [f"data.{name}" for name in shares if not 0 <= getattr(d, name) <= 1]

@@ -184,3 +184,35 @@ class RandBrainBiasFieldd(RandomizableTransform, MapTransform):
                 np.copyto(channel, np.where(brain, (biased - values.mean()) / max(float(values.std()), 1e-6), 0))
             d[key] = image
         return d
+
+
+class RandDropModalityd(RandomizableTransform, MapTransform):
+    """With probability ``prob``, one MRI sequence of a patch, chosen at random, set to zero (the brain mean and the
+    background of a standardised case: no information).
+
+    Why: a network that can segment without any one sequence cannot lean on one sequence's look at one site (the
+    CBICA scans' bright FLAIR, BENCHMARKS.md "Folds by institution"), as in hetero-modal training. The image may
+    hold ``modalities`` sequences followed by derived channels in the same order (the asymmetry channels); those of
+    the dropped sequence are zeroed with it. MONAI's dropouts remove regions, not channels.
+    """
+
+    def __init__(self, keys: str, prob: float, modalities: int = 4) -> None:
+        MapTransform.__init__(self, keys)
+        RandomizableTransform.__init__(self, prob)
+        self.modalities = modalities
+        self.dropped = 0
+
+    def randomize(self, data: object = None) -> None:
+        super().randomize(None)
+        self.dropped = int(self.R.randint(self.modalities))
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        self.randomize()
+        if not self._do_transform:
+            return d
+        for key in self.key_iterator(d):
+            image = d[key].clone() if isinstance(d[key], torch.Tensor) else np.array(d[key], copy=True)
+            image[self.dropped :: self.modalities] = 0
+            d[key] = image
+        return d

@@ -30,7 +30,7 @@ from monai.transforms import (
 
 from brats3d.data.brain import is_brain
 from brats3d.data.targets import REGIONS
-from brats3d.transforms.intensity import RandBrainBiasFieldd, brain_normalisation
+from brats3d.transforms.intensity import RandBrainBiasFieldd, RandDropModalityd, brain_normalisation
 from brats3d.transforms.loading import LoadCased
 from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
 from brats3d.transforms.spatial import RandInPlaneElasticd
@@ -79,6 +79,7 @@ def augmentation(
     channel_contrast_prob: float = 0.0,
     flip_axes: Sequence[int] = EVERY_AXIS,
     inverted_gamma_prob: float = 0.0,
+    modality_dropout_prob: float = 0.0,
 ) -> list:
     """Random spatial and intensity changes of a patch, as nnU-Net and the BraTS winners use them, at modest rates
     because a CPU budget sees only a few thousand steps.
@@ -98,6 +99,8 @@ def augmentation(
     BENCHMARKS.md). ``inverted_gamma_prob`` is nnU-Net's inverted gamma: a gamma curve on the negated patch, so the
     contrast among its brightest voxels (oedema on FLAIR, enhancing tumour on T1ce) changes while the dark end
     barely moves, with the patch's mean and SD kept (off in the recipes: behind on random folds, BENCHMARKS.md).
+    ``modality_dropout_prob`` is the chance that one MRI sequence of a patch is zeroed (``RandDropModalityd``), last,
+    so that no other change makes it non-zero again.
     """
     image_key = keys[0]
     return [
@@ -140,6 +143,7 @@ def augmentation(
             if low_resolution_prob
             else []
         ),
+        *([RandDropModalityd(image_key, modality_dropout_prob)] if modality_dropout_prob else []),
     ]
 
 
@@ -166,6 +170,7 @@ def build_train_transforms(
     channel_contrast_prob: float = 0.0,
     flip_axes: Sequence[int] = EVERY_AXIS,
     inverted_gamma_prob: float = 0.0,
+    modality_dropout_prob: float = 0.0,
 ) -> Compose:
     """Cached part (load, crop, normalise, pad, patch index) then random part (patches, augmentation, target).
 
@@ -193,6 +198,7 @@ def build_train_transforms(
             channel_contrast_prob,
             flip_axes,
             inverted_gamma_prob,
+            modality_dropout_prob,
         )
     chain += [LabelToTargetd(target), EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False)]
     return Compose(chain)
