@@ -68,6 +68,8 @@ def test_cross_field_rules():
         load_config(None, ["data.bias_field_prob=1.5"])
     with pytest.raises(BratsInputError, match=r"data\.elastic_prob must lie in \[0, 1\]"):
         load_config(None, ["data.elastic_prob=1.5"])
+    with pytest.raises(BratsInputError, match=r"data\.modality_dropout_prob must lie in \[0, 1\]"):
+        load_config(None, ["data.modality_dropout_prob=-0.2"])
     both = r"data\.contrast_prob and data\.low_resolution_prob must lie in \[0, 1\]"
     with pytest.raises(BratsInputError, match=both):
         load_config(None, ["data.contrast_prob=-0.1", "data.low_resolution_prob=2"])

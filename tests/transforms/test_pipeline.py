@@ -16,7 +16,12 @@ from monai.transforms import (
 
 from brats3d.data.layouts import discover
 from brats3d.transforms import NormalizeSlicesd, build_train_transforms, build_val_transforms
-from brats3d.transforms.intensity import NORMALISATIONS, RandBrainBiasFieldd, brain_normalisation
+from brats3d.transforms.intensity import (
+    NORMALISATIONS,
+    RandBrainBiasFieldd,
+    RandDropModalityd,
+    brain_normalisation,
+)
 from brats3d.transforms.pipeline import augmentation
 from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
 
@@ -178,6 +183,26 @@ def test_inverted_gamma_bends_the_bright_end_and_keeps_order_mean_and_sd():
     assert torch.isclose(out.mean(), ramp.mean(), atol=1e-4) and torch.isclose(out.std(), ramp.std(), rtol=1e-3)
     # gamma on the negated ramp: the spacing changes most at the bright end, not at the dark one
     assert abs(gaps[-1] / gaps[-2] - 1) > abs(gaps[1] / gaps[0] - 1) > 0
+
+
+def test_modality_dropout_zeroes_one_sequence_with_its_asymmetry_channel_and_comes_last():
+    assert not any(isinstance(t, RandDropModalityd) for t in augmentation(["image", "label"]))  # off unless asked
+    steps = augmentation(["image", "label"], modality_dropout_prob=1.0)
+    assert isinstance(steps[-1], RandDropModalityd)  # nothing after it can make the sequence non-zero again
+    drop = Compose([steps[-1]])
+    dropped = set()
+    for seed in range(12):
+        drop.set_random_state(seed)
+        image = torch.arange(1.0, 9.0).reshape(8, 1, 1, 1).repeat(1, 4, 4, 2)  # 4 sequences, then their asymmetries
+        out = drop({"image": image})["image"]
+        assert torch.equal(image[:, 0, 0, 0], torch.arange(1.0, 9.0))  # the caller's patch is left as it was
+        zero = [c for c in range(8) if not out[c].any()]
+        assert len(zero) == 2 and zero[1] == zero[0] + 4
+        assert all(torch.equal(out[c], image[c]) for c in range(8) if c not in zero)
+        dropped.add(zero[0])
+    assert dropped == {0, 1, 2, 3}  # each sequence can be the one dropped
+    never = Compose([RandDropModalityd("image", prob=0.0)])
+    assert torch.equal(never({"image": torch.ones(4, 2, 2, 2)})["image"], torch.ones(4, 2, 2, 2))
 
 
 def test_bias_field_is_drawn_over_the_whole_case_before_patches_and_only_with_augmentation(case_dict):
