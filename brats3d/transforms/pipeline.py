@@ -69,6 +69,7 @@ def _load_and_crop(
 
 def augmentation(
     keys: Sequence[str],
+    *,
     noise_std: float = 0.1,
     low_resolution_prob: float = 0.0,
     contrast_prob: float = 0.0,
@@ -188,17 +189,17 @@ def build_train_transforms(
     if augment:
         chain += augmentation(
             keys,
-            noise_std,
-            low_resolution_prob,
-            contrast_prob,
-            rotation_degrees,
-            scaling,
-            intensity_per_channel,
-            elastic_prob,
-            channel_contrast_prob,
-            flip_axes,
-            inverted_gamma_prob,
-            modality_dropout_prob,
+            noise_std=noise_std,
+            low_resolution_prob=low_resolution_prob,
+            contrast_prob=contrast_prob,
+            rotation_degrees=rotation_degrees,
+            scaling=scaling,
+            intensity_per_channel=intensity_per_channel,
+            elastic_prob=elastic_prob,
+            channel_contrast_prob=channel_contrast_prob,
+            flip_axes=flip_axes,
+            inverted_gamma_prob=inverted_gamma_prob,
+            modality_dropout_prob=modality_dropout_prob,
         )
     chain += [LabelToTargetd(target), EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False)]
     return Compose(chain)
