@@ -75,7 +75,8 @@ class DataConfig:
     # chance a patch gets nnU-Net's inverted gamma (0.7-1.5 on the negated intensities, mean and SD kept): it
     # stretches or squeezes the bright end, where oedema on FLAIR and enhancing tumour on T1ce lie (pipeline.py)
     inverted_gamma_prob: float = 0.0
-    # chance one MRI sequence of a patch is zeroed, so no sequence's look at one site is relied on (intensity.py)
+    # chance one MRI sequence of a patch is zeroed, so no sequence's look at one site is relied on (intensity.py;
+    # off in the recipes: behind on tumour core in random folds, BENCHMARKS.md)
     modality_dropout_prob: float = 0.0
     # array axes (RAS: 0 left-right, 1 back-front, 2 down-up) a patch is flipped across, each with chance 0.5; flip
     # TTA averages over the same axes, so a network only sees orientations it trained on

@@ -101,7 +101,7 @@ def augmentation(
     contrast among its brightest voxels (oedema on FLAIR, enhancing tumour on T1ce) changes while the dark end
     barely moves, with the patch's mean and SD kept (off in the recipes: behind on random folds, BENCHMARKS.md).
     ``modality_dropout_prob`` is the chance that one MRI sequence of a patch is zeroed (``RandDropModalityd``), last,
-    so that no other change makes it non-zero again.
+    so that no other change makes it non-zero again (off in the recipes: behind on tumour core, BENCHMARKS.md).
     """
     image_key = keys[0]
     return [
