@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from monai.transforms import MapTransform, NormalizeIntensityd, RandBiasField, RandomizableTransform
 
 from brats3d.data.brain import brain_mask
+from brats3d.data.layouts import MODALITIES
 
 # 3D normalisations (``data.normalisation``): brain: per channel over brain voxels | slice: per channel and axial
 # slice | flattened: each channel's smooth intensity field divided out, then per channel over brain voxels.
@@ -196,7 +197,7 @@ class RandDropModalityd(RandomizableTransform, MapTransform):
     the dropped sequence are zeroed with it. MONAI's dropouts remove regions, not channels.
     """
 
-    def __init__(self, keys: str, prob: float, modalities: int = 4) -> None:
+    def __init__(self, keys: str, prob: float, modalities: int = len(MODALITIES)) -> None:
         MapTransform.__init__(self, keys)
         RandomizableTransform.__init__(self, prob)
         self.modalities = modalities
