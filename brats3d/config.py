@@ -94,6 +94,7 @@ class ModelConfig:
 class LossConfig:
     name: str = "dice"  # dice (soft Dice, squared denominator) | dice_ce | dice_focal | tversky
     smooth: float = 1e-5
+    squared: bool = True  # Dice denominators Σp² + Σq² (V-Net's) or Σp + Σq (nnU-Net's); dice, dice_ce, dice_focal
 
 
 @dataclass

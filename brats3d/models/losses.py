@@ -20,9 +20,9 @@ class DiceBCELoss(nn.Module):
     term keeps voxels far from any tumour confidently negative, which soft Dice alone does not reward.
     """
 
-    def __init__(self, smooth: float = 1e-5) -> None:
+    def __init__(self, smooth: float = 1e-5, squared: bool = True) -> None:
         super().__init__()
-        self.dice = DiceLoss(sigmoid=True, squared_pred=True, batch=True, smooth_nr=smooth, smooth_dr=smooth)
+        self.dice = DiceLoss(sigmoid=True, squared_pred=squared, batch=True, smooth_nr=smooth, smooth_dr=smooth)
         self.bce = nn.BCEWithLogitsLoss()
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -41,16 +41,20 @@ class CrossEntropy(nn.Module):
         return self.loss(logits, target if self.sigmoid else target[:, 0].long())
 
 
-def build_loss(name: str = "dice", target: Target | str = REGIONS, smooth: float = 1e-5) -> nn.Module:
-    """The named loss for ``target``'s activation (sigmoid regions, or softmax classes with integer labels)."""
+def build_loss(
+    name: str = "dice", target: Target | str = REGIONS, smooth: float = 1e-5, squared: bool = True
+) -> nn.Module:
+    """The named loss for ``target``'s activation (sigmoid regions, or softmax classes with integer labels).
+
+    ``squared``: the Dice terms' denominators sum p² + q² (V-Net's soft Dice, the project's) or p + q (nnU-Net's)."""
     target = get_target(target) if isinstance(target, str) else target
     common = {"smooth_nr": smooth, "smooth_dr": smooth, "batch": True, **target.loss_activation()}
     if name == "dice":
-        return DiceLoss(squared_pred=True, **common)
+        return DiceLoss(squared_pred=squared, **common)
     if name == "dice_ce":
-        return DiceBCELoss(smooth) if target.sigmoid else DiceCELoss(squared_pred=True, **common)
+        return DiceBCELoss(smooth, squared) if target.sigmoid else DiceCELoss(squared_pred=squared, **common)
     if name == "dice_focal":
-        return DiceFocalLoss(squared_pred=True, **common)
+        return DiceFocalLoss(squared_pred=squared, **common)
     if name == "tversky":
         return TverskyLoss(alpha=0.3, beta=0.7, **common)
     if name == "bce":

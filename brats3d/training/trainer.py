@@ -204,7 +204,7 @@ class Trainer:
         torch.set_num_threads(c.train.threads or max(1, available_cores() // self.world - self.workers))
         set_determinism(seed=c.seed + self.rank)
         self.model = to_training_device(self.build_model(), self.device)
-        self.loss_fn = DeeplySupervised(build_loss(c.loss.name, self.target, c.loss.smooth))
+        self.loss_fn = DeeplySupervised(build_loss(c.loss.name, self.target, c.loss.smooth, c.loss.squared))
         self.optimizer = build_optimizer(self.model, c)
         self.scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(self.device, c.train.amp))
         self.ema = self.build_ema()

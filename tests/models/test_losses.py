@@ -19,6 +19,19 @@ def test_soft_dice_matches_the_hand_computed_value():
     assert loss.item() == pytest.approx(1 - (c0 + c1) / 2, abs=1e-6)
 
 
+@pytest.mark.parametrize("name", ["dice", "dice_ce"])
+def test_unsquared_dice_divides_by_the_plain_sums(name):
+    # nnU-Net's soft Dice: 2·Σpq / (Σp + Σq); for dice_ce the region BCE comes on top, as with the squared form.
+    p = torch.tensor([0.9, 0.2, 0.6]).reshape(1, 1, 3, 1, 1)
+    q = torch.tensor([1.0, 0.0, 1.0]).reshape(1, 1, 3, 1, 1)
+    expected = 1 - 2 * (0.9 + 0.6) / (1.7 + 2)
+    if name == "dice_ce":
+        expected += (-(q * torch.log(p) + (1 - q) * torch.log(1 - p)).mean()).item()
+    loss = build_loss(name, smooth=0.0, squared=False)(_logits(p), q).item()
+    assert loss == pytest.approx(expected, abs=1e-5)
+    assert loss != pytest.approx(build_loss(name, smooth=0.0)(_logits(p), q).item(), abs=1e-3)
+
+
 def test_soft_dice_sums_over_the_batch_before_averaging_classes():
     p = torch.tensor([0.9, 0.6]).reshape(2, 1, 1, 1, 1)
     q = torch.tensor([1.0, 0.0]).reshape(2, 1, 1, 1, 1)
