@@ -25,7 +25,7 @@ from brats3d.models.device import AMP_CHOICES
 from brats3d.models.losses import LOSSES
 from brats3d.models.registry import check_network
 from brats3d.transforms.intensity import NORMALISATIONS
-from brats3d.transforms.pipeline import EVERY_AXIS
+from brats3d.transforms.pipeline import EVERY_AXIS, RECIPE_AUGMENTATION, Augmentation
 from brats3d.transforms.postprocess import PostProcessing
 
 
@@ -62,11 +62,12 @@ class DataConfig:
     cache_dir: str | None = None  # for cache: disk or mmap (e.g. a `brats3d preprocess` folder); default RUN_DIR/cache
     num_workers: int | None = None  # loader processes; None: from the cores (GPU: all but 2, up to 12; CPU: 0 on <= 4)
     augment: bool = True  # flips, small in-plane rotation/scaling, gamma, intensity scale/shift, noise, blur
-    noise_std: float = 0.1  # standard deviation of the Gaussian-noise augmentation (0: none)
+    noise_std: float = RECIPE_AUGMENTATION.noise_std  # standard deviation of the Gaussian-noise augmentation (0: none)
     low_resolution_prob: float = 0.0  # chance a patch is resampled at 0.5-1x resolution and back (nnU-Net's)
     contrast_prob: float = 0.0  # chance a patch's contrast is scaled by 0.75-1.25 about its mean (nnU-Net's)
-    rotation_degrees: float = 15.0  # in-plane rotation of up to this angle, for one patch in five
-    scaling: float = 0.1  # in-plane scaling by 1 +- this, for one patch in five
+    # in-plane rotation of up to this angle, for one patch in five
+    rotation_degrees: float = RECIPE_AUGMENTATION.rotation_degrees
+    scaling: float = RECIPE_AUGMENTATION.scaling  # in-plane scaling by 1 +- this, for one patch in five
     elastic_prob: float = 0.0  # chance a patch is deformed elastically in-plane, a few voxels (transforms/spatial.py)
     bias_field_prob: float = 0.0  # chance a drawn case gets a smooth coil-like gain (1.5-1.8-fold over the brain)
     intensity_per_channel: bool = False  # intensity scale and shift drawn for each MRI channel, not one for all four
@@ -81,6 +82,13 @@ class DataConfig:
     # array axes (RAS: 0 left-right, 1 back-front, 2 down-up) a patch is flipped across, each with chance 0.5; flip
     # TTA averages over the same axes, so a network only sees orientations it trained on
     flip_axes: list[int] = field(default_factory=lambda: list(EVERY_AXIS))
+
+    def augmentation(self) -> Augmentation | None:
+        """The patch augmentation these keys describe (``transforms.Augmentation``); None when ``augment`` is off."""
+        if not self.augment:
+            return None
+        named = {f.name: getattr(self, f.name) for f in dataclasses.fields(Augmentation)}
+        return Augmentation(**{**named, "flip_axes": tuple(self.flip_axes)})
 
 
 @dataclass
@@ -191,19 +199,7 @@ class RunConfig(_Saved):
             "normalisation": d.normalisation,
             "mirror_difference": d.mirror_difference,
             "reader": d.reader,
-            "augment": d.augment,
-            "noise_std": d.noise_std,
-            "low_resolution_prob": d.low_resolution_prob,
-            "contrast_prob": d.contrast_prob,
-            "bias_field_prob": d.bias_field_prob,
-            "elastic_prob": d.elastic_prob,
-            "rotation_degrees": d.rotation_degrees,
-            "scaling": d.scaling,
-            "intensity_per_channel": d.intensity_per_channel,
-            "channel_contrast_prob": d.channel_contrast_prob,
-            "inverted_gamma_prob": d.inverted_gamma_prob,
-            "modality_dropout_prob": d.modality_dropout_prob,
-            "flip_axes": tuple(d.flip_axes),
+            "augment": d.augmentation(),
         }
         return {**arguments, **changes}
 

@@ -1,4 +1,6 @@
+import dataclasses
 import inspect
+import json
 import re
 
 import pytest
@@ -6,7 +8,7 @@ import yaml
 
 from brats3d.config import RunConfig, SliceRunConfig, config_from_dict, load_config
 from brats3d.errors import BratsInputError
-from brats3d.transforms import build_train_transforms
+from brats3d.transforms import Augmentation, build_train_transforms
 
 
 def _write(tmp_path, text):
@@ -95,7 +97,29 @@ def test_the_inference_window_is_the_training_patch_unless_the_recipe_sets_one()
 def test_every_training_transform_setting_comes_from_the_config():
     arguments = load_config(None, ["data.intensity_per_channel=true"]).train_transform_arguments()
     assert set(arguments) == set(inspect.signature(build_train_transforms).parameters)  # none left at its default
-    assert arguments["intensity_per_channel"] is True
+    assert arguments["augment"].intensity_per_channel is True
+
+
+def test_every_augmentation_setting_is_read_from_its_data_key():
+    changed = {
+        "flip_axes": [0],
+        "rotation_degrees": 30.0,
+        "scaling": 0.2,
+        "elastic_prob": 0.1,
+        "bias_field_prob": 0.2,
+        "noise_std": 0.05,
+        "intensity_per_channel": True,
+        "contrast_prob": 0.3,
+        "channel_contrast_prob": 0.4,
+        "inverted_gamma_prob": 0.5,
+        "low_resolution_prob": 0.6,
+        "modality_dropout_prob": 0.7,
+    }
+    assert set(changed) == {f.name for f in dataclasses.fields(Augmentation)}  # a new setting gets a case here
+    config = load_config(None, [f"data.{key}={json.dumps(value)}" for key, value in changed.items()])
+    assert config.data.augmentation() == Augmentation(**{**changed, "flip_axes": (0,)})
+    assert load_config(None, []).data.augmentation() == Augmentation()  # the recipes' defaults have one owner
+    assert load_config(None, ["data.augment=false", "data.elastic_prob=0.5"]).data.augmentation() is None
 
 
 def test_saved_config_round_trips(tmp_path):

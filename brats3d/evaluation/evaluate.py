@@ -172,7 +172,7 @@ def predict_and_score(predictor: Predictor, case: Case, pred_dir: Path, with_hd9
 def patch_level_scores(predictor: Predictor, cases: list[Case], patches_per_case: int, seed: int = 0) -> dict:
     """Mean metrics over tumour-biased patches drawn as in training, the network(s) applied to each patch alone."""
     arguments = predictor.config.train_transform_arguments(
-        unbiased_fraction=0.0, samples_per_case=patches_per_case, target="classes", augment=False
+        unbiased_fraction=0.0, samples_per_case=patches_per_case, target="classes", augment=None
     )
     chain = build_train_transforms(**arguments)
     chain.set_random_state(seed)

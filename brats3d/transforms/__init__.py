@@ -3,6 +3,7 @@
 from brats3d.transforms.intensity import NormalizeFlattenedd, NormalizeSlicesd
 from brats3d.transforms.loading import LoadCased
 from brats3d.transforms.pipeline import (
+    Augmentation,
     build_train_transforms,
     build_val_transforms,
 )
@@ -10,6 +11,7 @@ from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd, tu
 from brats3d.transforms.targets import LabelToTargetd
 
 __all__ = [
+    "Augmentation",
     "FindTumourPatchesd",
     "LabelToTargetd",
     "LoadCased",

@@ -9,6 +9,7 @@ and inference keep the whole scan and share one chain; ``CropForegroundd`` recor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -67,21 +68,29 @@ def _load_and_crop(
     ]
 
 
-def augmentation(
-    keys: Sequence[str],
-    *,
-    noise_std: float = 0.1,
-    low_resolution_prob: float = 0.0,
-    contrast_prob: float = 0.0,
-    rotation_degrees: float = 15.0,
-    scaling: float = 0.1,
-    intensity_per_channel: bool = False,
-    elastic_prob: float = 0.0,
-    channel_contrast_prob: float = 0.0,
-    flip_axes: Sequence[int] = EVERY_AXIS,
-    inverted_gamma_prob: float = 0.0,
-    modality_dropout_prob: float = 0.0,
-) -> list:
+@dataclass(frozen=True)
+class Augmentation:
+    """Which random changes a training patch gets, and how strong (``augmentation``): one object, so that a setting
+    cannot be dropped or transposed on its way from the config (``DataConfig.augmentation``) to the chain."""
+
+    flip_axes: tuple[int, ...] = EVERY_AXIS
+    rotation_degrees: float = 15.0
+    scaling: float = 0.1
+    elastic_prob: float = 0.0
+    bias_field_prob: float = 0.0  # the one change drawn over the whole case, before its patches are cut
+    noise_std: float = 0.1
+    intensity_per_channel: bool = False
+    contrast_prob: float = 0.0
+    channel_contrast_prob: float = 0.0
+    inverted_gamma_prob: float = 0.0
+    low_resolution_prob: float = 0.0
+    modality_dropout_prob: float = 0.0
+
+
+RECIPE_AUGMENTATION = Augmentation()
+
+
+def augmentation(keys: Sequence[str], settings: Augmentation = RECIPE_AUGMENTATION) -> list:
     """Random spatial and intensity changes of a patch, as nnU-Net and the BraTS winners use them, at modest rates
     because a CPU budget sees only a few thousand steps.
 
@@ -102,49 +111,55 @@ def augmentation(
     barely moves, with the patch's mean and SD kept (off in the recipes: behind on random folds, BENCHMARKS.md).
     ``modality_dropout_prob`` is the chance that one MRI sequence of a patch is zeroed (``RandDropModalityd``), last,
     so that no other change makes it non-zero again (off in the recipes: behind on tumour core, BENCHMARKS.md).
+    ``bias_field_prob`` is not applied here but before the patches are cut (``build_train_transforms``).
     """
+    a = settings
     image_key = keys[0]
     return [
-        *[RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in flip_axes],
+        *[RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in a.flip_axes],
         RandAffined(
             keys=keys,
             prob=0.2,
-            rotate_range=(0.0, 0.0, np.deg2rad(rotation_degrees)),
-            scale_range=(scaling, scaling, 0.0),
+            rotate_range=(0.0, 0.0, np.deg2rad(a.rotation_degrees)),
+            scale_range=(a.scaling, a.scaling, 0.0),
             mode=("bilinear", "nearest"),
             padding_mode="zeros",
         ),
-        *([RandInPlaneElasticd(keys, prob=elastic_prob)] if elastic_prob else []),
+        *([RandInPlaneElasticd(keys, prob=a.elastic_prob)] if a.elastic_prob else []),
         RandAdjustContrastd(keys=image_key, prob=0.15, gamma=(0.7, 1.5)),
         *(
             [
                 RandAdjustContrastd(
-                    keys=image_key, prob=inverted_gamma_prob, gamma=(0.7, 1.5), invert_image=True, retain_stats=True
+                    keys=image_key, prob=a.inverted_gamma_prob, gamma=(0.7, 1.5), invert_image=True, retain_stats=True
                 )
             ]
-            if inverted_gamma_prob
+            if a.inverted_gamma_prob
             else []
         ),
-        RandScaleIntensityd(keys=image_key, factors=0.1, prob=1.0, channel_wise=intensity_per_channel),
-        RandShiftIntensityd(keys=image_key, offsets=0.1, prob=1.0, channel_wise=intensity_per_channel),
-        *([RandGaussianNoised(keys=image_key, prob=0.15, std=noise_std)] if noise_std > 0 else []),
+        RandScaleIntensityd(keys=image_key, factors=0.1, prob=1.0, channel_wise=a.intensity_per_channel),
+        RandShiftIntensityd(keys=image_key, offsets=0.1, prob=1.0, channel_wise=a.intensity_per_channel),
+        *([RandGaussianNoised(keys=image_key, prob=0.15, std=a.noise_std)] if a.noise_std > 0 else []),
         RandGaussianSmoothd(keys=image_key, prob=0.1, sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0), sigma_z=(0.5, 1.0)),
-        *([RandScaleIntensityFixedMeand(keys=image_key, factors=0.25, prob=contrast_prob)] if contrast_prob else []),
+        *(
+            [RandScaleIntensityFixedMeand(keys=image_key, factors=0.25, prob=a.contrast_prob)]
+            if a.contrast_prob
+            else []
+        ),
         *(
             [
                 RandScaleIntensityd(
-                    keys=image_key, factors=CHANNEL_CONTRAST, prob=channel_contrast_prob, channel_wise=True
+                    keys=image_key, factors=CHANNEL_CONTRAST, prob=a.channel_contrast_prob, channel_wise=True
                 )
             ]
-            if channel_contrast_prob
+            if a.channel_contrast_prob
             else []
         ),
         *(
-            [RandSimulateLowResolutiond(keys=image_key, prob=low_resolution_prob, zoom_range=(0.5, 1.0))]
-            if low_resolution_prob
+            [RandSimulateLowResolutiond(keys=image_key, prob=a.low_resolution_prob, zoom_range=(0.5, 1.0))]
+            if a.low_resolution_prob
             else []
         ),
-        *([RandDropModalityd(image_key, modality_dropout_prob)] if modality_dropout_prob else []),
+        *([RandDropModalityd(image_key, a.modality_dropout_prob)] if a.modality_dropout_prob else []),
     ]
 
 
@@ -159,23 +174,12 @@ def build_train_transforms(
     normalisation: str = "brain",
     mirror_difference: bool = False,
     reader: str = "nibabel",
-    augment: bool = True,
-    noise_std: float = 0.1,
-    low_resolution_prob: float = 0.0,
-    contrast_prob: float = 0.0,
-    bias_field_prob: float = 0.0,
-    rotation_degrees: float = 15.0,
-    scaling: float = 0.1,
-    intensity_per_channel: bool = False,
-    elastic_prob: float = 0.0,
-    channel_contrast_prob: float = 0.0,
-    flip_axes: Sequence[int] = EVERY_AXIS,
-    inverted_gamma_prob: float = 0.0,
-    modality_dropout_prob: float = 0.0,
+    augment: Augmentation | None = RECIPE_AUGMENTATION,
 ) -> Compose:
     """Cached part (load, crop, normalise, pad, patch index) then random part (patches, augmentation, target).
 
-    The bias field, when on, is drawn over the whole case before its patches are cut (``RandBrainBiasFieldd``).
+    ``augment`` None: patches as they are. The bias field, when on, is drawn over the whole case before its patches
+    are cut (``RandBrainBiasFieldd``).
     """
     keys = ["image", "label"]
     chain = [
@@ -183,24 +187,11 @@ def build_train_transforms(
         SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),
         FindTumourPatchesd(patch_size, min_tumour_fraction, class_balance=class_balance),
     ]
-    if augment and bias_field_prob:
-        chain.append(RandBrainBiasFieldd("image", bias_field_prob))
+    if augment is not None and augment.bias_field_prob:
+        chain.append(RandBrainBiasFieldd("image", augment.bias_field_prob))
     chain.append(RandTumourPatchd(keys, patch_size, samples_per_case, unbiased_fraction, hard_negative_fraction))
-    if augment:
-        chain += augmentation(
-            keys,
-            noise_std=noise_std,
-            low_resolution_prob=low_resolution_prob,
-            contrast_prob=contrast_prob,
-            rotation_degrees=rotation_degrees,
-            scaling=scaling,
-            intensity_per_channel=intensity_per_channel,
-            elastic_prob=elastic_prob,
-            channel_contrast_prob=channel_contrast_prob,
-            flip_axes=flip_axes,
-            inverted_gamma_prob=inverted_gamma_prob,
-            modality_dropout_prob=modality_dropout_prob,
-        )
+    if augment is not None:
+        chain += augmentation(keys, augment)
     chain += [LabelToTargetd(target), EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False)]
     return Compose(chain)
 

@@ -31,7 +31,7 @@ def test_patches_come_from_memory_maps_and_keep_the_tumour_rule(dataset, tmp_pat
     item = open_case(tmp_path / "cache" / cases[0].case_id)
     assert isinstance(item["image"], np.memmap) and item["image"].dtype == np.float16
     assert isinstance(item["label"], np.memmap) and item["label"].dtype == np.uint8
-    transform = build_train_transforms(**config.train_transform_arguments(unbiased_fraction=0.0, augment=False))
+    transform = build_train_transforms(**config.train_transform_arguments(unbiased_fraction=0.0, augment=None))
     data = MmapCaseDataset(tmp_path / "cache", cases, transform)
     for i in range(len(data)):
         for patch in data[i]:

@@ -15,7 +15,7 @@ from monai.transforms import (
 )
 
 from brats3d.data.layouts import discover
-from brats3d.transforms import NormalizeSlicesd, build_train_transforms, build_val_transforms
+from brats3d.transforms import Augmentation, NormalizeSlicesd, build_train_transforms, build_val_transforms
 from brats3d.transforms.intensity import (
     NORMALISATIONS,
     RandBrainBiasFieldd,
@@ -45,7 +45,7 @@ def test_training_patches_have_the_configured_shape_and_targets(case_dict):
 
 
 def test_class_targets_are_label_indices(case_dict):
-    chain = build_train_transforms(patch_size=(32, 32, 16), samples_per_case=1, target="classes", augment=False)
+    chain = build_train_transforms(patch_size=(32, 32, 16), samples_per_case=1, target="classes", augment=None)
     (p,) = chain(case_dict)
     assert p["label"].shape == (1, 32, 32, 16)
     assert set(torch.unique(p["label"]).tolist()) <= {0, 1, 2, 3}
@@ -97,9 +97,8 @@ def test_per_slice_normalisation_standardises_each_axial_slice():
 
 def test_optional_contrast_and_low_resolution_augmentations_change_the_image_only(case_dict):
     def patches(probability: float):
-        chain = build_train_transforms(
-            patch_size=(32, 32, 16), samples_per_case=2, low_resolution_prob=probability, contrast_prob=probability
-        )
+        settings = Augmentation(low_resolution_prob=probability, contrast_prob=probability)
+        chain = build_train_transforms(patch_size=(32, 32, 16), samples_per_case=2, augment=settings)
         chain.set_random_state(3)
         return chain(case_dict)
 
@@ -111,7 +110,7 @@ def test_optional_contrast_and_low_resolution_augmentations_change_the_image_onl
 
 def test_rotation_and_scaling_ranges_reach_the_affine_augmentation():
     def affine_ranges(**settings) -> tuple:
-        chain = build_train_transforms(patch_size=(32, 32, 16), **settings)
+        chain = build_train_transforms(patch_size=(32, 32, 16), augment=Augmentation(**settings))
         (affine,) = [t for t in chain.transforms if isinstance(t, RandAffined)]
         grid = affine.rand_affine.rand_affine_grid
         return tuple(grid.rotate_range), tuple(grid.scale_range)
@@ -123,18 +122,18 @@ def test_rotation_and_scaling_ranges_reach_the_affine_augmentation():
 
 
 def test_patches_are_flipped_only_across_the_configured_axes(case_dict):
-    def flipped_axes(**settings) -> set[int]:
-        chain = build_train_transforms(patch_size=(32, 32, 16), samples_per_case=1, **settings)
+    def flipped_axes(augment: Augmentation | None) -> set[int]:
+        chain = build_train_transforms(patch_size=(32, 32, 16), samples_per_case=1, augment=augment)
         return {int(t.flipper.spatial_axis) for t in chain.transforms if isinstance(t, RandFlipd)}
 
-    assert flipped_axes() == {0, 1, 2}
-    assert flipped_axes(flip_axes=(0,)) == {0}  # left-right only: anatomy keeps its up-down and front-back
-    assert flipped_axes(flip_axes=(0,), augment=False) == set()
+    assert flipped_axes(Augmentation()) == {0, 1, 2}
+    assert flipped_axes(Augmentation(flip_axes=(0,))) == {0}  # left-right only: anatomy keeps up-down, front-back
+    assert flipped_axes(None) == set()
 
 
 def _augmentation_steps(keep: Callable[[object], bool], **settings) -> Compose:
-    """The steps of ``augmentation(**settings)`` that ``keep`` picks, to run them alone on a made-up patch."""
-    return Compose([t for t in augmentation(["image", "label"], **settings) if keep(t)])
+    """The steps of ``augmentation`` with ``settings`` that ``keep`` picks, to run them alone on a made-up patch."""
+    return Compose([t for t in augmentation(["image", "label"], Augmentation(**settings)) if keep(t)])
 
 
 def test_intensity_scale_and_shift_are_drawn_per_channel_only_when_asked():
@@ -187,7 +186,7 @@ def test_inverted_gamma_bends_the_bright_end_and_keeps_order_mean_and_sd():
 
 def test_modality_dropout_zeroes_one_sequence_with_its_asymmetry_channel_and_comes_last():
     assert not any(isinstance(t, RandDropModalityd) for t in augmentation(["image", "label"]))  # off unless asked
-    steps = augmentation(["image", "label"], modality_dropout_prob=1.0)
+    steps = augmentation(["image", "label"], Augmentation(modality_dropout_prob=1.0))
     assert isinstance(steps[-1], RandDropModalityd)  # nothing after it can make the sequence non-zero again
     drop = Compose([steps[-1]])
     dropped = set()
@@ -206,14 +205,16 @@ def test_modality_dropout_zeroes_one_sequence_with_its_asymmetry_channel_and_com
 
 
 def test_bias_field_is_drawn_over_the_whole_case_before_patches_and_only_with_augmentation(case_dict):
-    def kinds(**settings) -> list[type]:
-        return [type(t) for t in build_train_transforms(patch_size=(32, 32, 16), **settings).transforms]
+    def kinds(augment: Augmentation | None) -> list[type]:
+        return [type(t) for t in build_train_transforms(patch_size=(32, 32, 16), augment=augment).transforms]
 
-    chain = kinds(bias_field_prob=0.5)
+    chain = kinds(Augmentation(bias_field_prob=0.5))
     assert chain.index(RandBrainBiasFieldd) == chain.index(RandTumourPatchd) - 1
-    assert RandBrainBiasFieldd not in kinds(bias_field_prob=0.0)
-    assert RandBrainBiasFieldd not in kinds(bias_field_prob=0.5, augment=False)
-    chain = build_train_transforms(patch_size=(32, 32, 16), samples_per_case=2, bias_field_prob=1.0)
+    assert RandBrainBiasFieldd not in kinds(Augmentation())
+    assert RandBrainBiasFieldd not in kinds(None)
+    chain = build_train_transforms(
+        patch_size=(32, 32, 16), samples_per_case=2, augment=Augmentation(bias_field_prob=1.0)
+    )
     chain.set_random_state(0)
     for patch in chain(case_dict):
         assert patch["image"].shape == (4, 32, 32, 16) and torch.isfinite(patch["image"]).all()

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from brats3d.data.layouts import discover
-from brats3d.transforms import build_train_transforms
+from brats3d.transforms import Augmentation, build_train_transforms
 from brats3d.transforms.spatial import RandInPlaneElasticd
 
 
@@ -51,14 +51,14 @@ def test_elastic_is_reproducible_under_a_seed_and_skipped_at_probability_zero():
 
 
 def test_elastic_is_in_the_training_chain_only_when_asked(make_dataset):
-    def has_elastic(**settings) -> bool:
-        chain = build_train_transforms(patch_size=(32, 32, 16), **settings)
+    def has_elastic(augment: Augmentation | None) -> bool:
+        chain = build_train_transforms(patch_size=(32, 32, 16), augment=augment)
         return any(isinstance(t, RandInPlaneElasticd) for t in chain.transforms)
 
-    assert not has_elastic() and not has_elastic(elastic_prob=0.5, augment=False)
-    assert has_elastic(elastic_prob=0.5)
+    assert not has_elastic(Augmentation()) and not has_elastic(None)
+    assert has_elastic(Augmentation(elastic_prob=0.5))
     case = discover(make_dataset("brats2021", cases=1)).cases[0].to_dict()
-    chain = build_train_transforms(patch_size=(32, 32, 16), samples_per_case=2, elastic_prob=1.0)
+    chain = build_train_transforms(patch_size=(32, 32, 16), samples_per_case=2, augment=Augmentation(elastic_prob=1.0))
     chain.set_random_state(0)
     for patch in chain(case):
         assert patch["image"].shape == (4, 32, 32, 16) and torch.isfinite(patch["image"]).all()
