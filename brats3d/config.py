@@ -22,7 +22,7 @@ from brats3d.data.targets import TARGETS
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
 from brats3d.models.device import AMP_CHOICES
-from brats3d.models.losses import LOSSES
+from brats3d.models.losses import LOSSES, SQUARABLE
 from brats3d.models.registry import check_network
 from brats3d.transforms.intensity import NORMALISATIONS
 from brats3d.transforms.pipeline import EVERY_AXIS, RECIPE_AUGMENTATION, Augmentation
@@ -447,6 +447,7 @@ def validate(config: RunConfig, source: object = None) -> None:
             f"train.batch_size ({t.batch_size}) must be a multiple of data.patches_per_case ({d.patches_per_case})",
         )
     _check_train(t, config.validation.every, source)
+    _check_loss(config.loss, source)
     if not 0 <= config.validation.overlap < 1:
         raise BratsInputError(source, f"validation.overlap must lie in [0, 1), got {config.validation.overlap}")
     try:
@@ -474,6 +475,13 @@ def _check_split(d: SliceDataConfig | DataConfig, source: object) -> None:
         raise BratsInputError(source, "data.folds and data.val_cases both choose validation cases; set one")
     if d.num_workers is not None and d.num_workers < 0:
         raise BratsInputError(source, f"data.num_workers must be >= 0, got {d.num_workers}")
+
+
+def _check_loss(loss: LossConfig, source: object) -> None:
+    if not loss.squared and loss.name not in SQUARABLE:
+        raise BratsInputError(
+            source, f"loss.squared: false applies to {', '.join(SQUARABLE)}; loss.name {loss.name!r} has no such sum"
+        )
 
 
 def _check_train(t: TrainConfig, validate_every: int, source: object) -> None:
@@ -518,6 +526,7 @@ def validate_slices(config: SliceRunConfig, source: object = None) -> None:
             raise BratsInputError(source, f"data.patient_pattern is not a regular expression: {exc}") from exc
     _check_split(d, source)
     _check_train(config.train, config.validation.every, source)
+    _check_loss(config.loss, source)
     if not 0 < config.validation.threshold < 1:
         raise BratsInputError(source, "validation.threshold must lie between 0 and 1")
     problem = check_network(config.model.network, d.image_size)

@@ -72,6 +72,10 @@ def test_cross_field_rules():
         load_config(None, ["data.elastic_prob=1.5"])
     with pytest.raises(BratsInputError, match=r"data\.modality_dropout_prob must lie in \[0, 1\]"):
         load_config(None, ["data.modality_dropout_prob=-0.2"])
+    for config in (None, "demo2d"):  # a setting that would change nothing is refused
+        with pytest.raises(BratsInputError, match=r"loss\.squared: false applies to dice, .*'tversky'"):
+            load_config(config, ["loss.name=tversky", "loss.squared=false"])
+    assert not load_config(None, ["loss.squared=false"]).loss.squared
     both = r"data\.contrast_prob and data\.low_resolution_prob must lie in \[0, 1\]"
     with pytest.raises(BratsInputError, match=both):
         load_config(None, ["data.contrast_prob=-0.1", "data.low_resolution_prob=2"])

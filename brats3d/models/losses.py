@@ -10,6 +10,7 @@ from monai.losses import DeepSupervisionLoss, DiceCELoss, DiceFocalLoss, DiceLos
 from brats3d.data.targets import REGIONS, Target, get_target
 
 LOSSES = ("dice", "dice_ce", "dice_focal", "tversky", "bce", "iou", "focal")
+SQUARABLE = ("dice", "dice_ce", "dice_focal")  # the losses whose soft Dice may sum p + q instead of p² + q²
 
 
 class DiceBCELoss(nn.Module):
