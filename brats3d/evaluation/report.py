@@ -104,47 +104,48 @@ def write_report(evaluation: Evaluation, out_dir: str | Path, pred_convention: s
     write_tables(evaluation, out_dir)
     plot = plot_dice(evaluation, out_dir / "dice_per_case.png")
     montages = case_montages(evaluation, out_dir, pred_convention)
-    rows = summary_rows(evaluation)
-    summary = evaluation.summary()
-    sens_spec = [["structure", "sensitivity mean", "sensitivity median", "specificity mean", "specificity median"]]
-    for s in ORDER:
-        se, sp = summary[s]["sensitivity"], summary[s]["specificity"]
-        sens_spec.append(
-            [
-                STRUCTURE_TITLES[s],
-                f"{se['mean']:.3f}",
-                f"{se['median']:.3f}",
-                f"{sp['mean']:.4f}",
-                f"{sp['median']:.4f}",
-            ]
-        )
+    md = [
+        f"# Evaluation report ({len(evaluation.cases)} cases)",
+        "",
+        *([inference_line(evaluation.inference), ""] if evaluation.inference else []),
+        *_summary_section(evaluation),
+        *(_patch_section(evaluation) if evaluation.patch_scores else []),
+        *_lesion_section(evaluation),
+        *_dice_section(evaluation, plot),
+        *_montage_sections(montages),
+        *_volume_section(evaluation),
+    ]
+    md_path = out_dir / "report.md"
+    with atomic_path(md_path) as tmp:
+        tmp.write_text("\n".join(md))
+    with atomic_path(out_dir / "report.html") as tmp:
+        tmp.write_text(markdown_html(md))
+    return md_path
+
+
+def _summary_section(evaluation: Evaluation) -> list[str]:
     conventions = (
         "Conventions: both masks empty gives Dice 1, sensitivity 1 and HD95 0 mm; exactly one empty gives Dice 0 "
         "and HD95 373.13 mm (BraTS). Specificity counts true negatives over the whole scan, so it is always close "
         "to 1; read sensitivity and Dice first. HD95 is in mm, from the voxel spacing."
     )
-    md = [
-        f"# Evaluation report ({len(evaluation.cases)} cases)",
+    return ["## Summary", "", _md_table(summary_rows(evaluation)), "", conventions, ""]
+
+
+def _patch_section(evaluation: Evaluation) -> list[str]:
+    return [
+        "## Patches vs whole scans",
         "",
-        *([_inference_line(evaluation.inference), ""] if evaluation.inference else []),
-        "## Summary",
+        "Mean Dice on tumour-biased training-style patches (the network applied to each patch alone) next "
+        "to whole-scan Dice. Patch scores are usually higher: patches are chosen to hold tumour.",
         "",
-        _md_table(rows),
-        "",
-        conventions,
+        _md_table(_patch_rows(evaluation)),
         "",
     ]
-    if evaluation.patch_scores:
-        md += [
-            "## Patches vs whole scans",
-            "",
-            "Mean Dice on tumour-biased training-style patches (the network applied to each patch alone) next "
-            "to whole-scan Dice. Patch scores are usually higher: patches are chosen to hold tumour.",
-            "",
-            _md_table(_patch_rows(evaluation)),
-            "",
-        ]
-    md += [
+
+
+def _lesion_section(evaluation: Evaluation) -> list[str]:
+    return [
         "## Lesion-wise scores (BraTS 2023)",
         "",
         "Each tumour region split into lesions (26-connected, merged when within three dilations); a missed lesion "
@@ -153,15 +154,24 @@ def write_report(evaluation: Evaluation, out_dir: str | Path, pred_convention: s
         "",
         _md_table(lesion_rows(evaluation)),
         "",
+    ]
+
+
+def _dice_section(evaluation: Evaluation, plot: Path) -> list[str]:
+    return [
         "## Dice per case",
         "",
         f"![Dice per case]({plot.name})",
         "",
         "## Sensitivity and specificity",
         "",
-        _md_table(sens_spec),
+        _md_table(sensitivity_rows(evaluation)),
         "",
     ]
+
+
+def _montage_sections(montages: dict[str, Path]) -> list[str]:
+    md = []
     for tag, path in montages.items():
         md += [
             f"## {tag.capitalize()} case by whole-tumour Dice",
@@ -171,7 +181,11 @@ def write_report(evaluation: Evaluation, out_dir: str | Path, pred_convention: s
             f"![{tag}]({path.name})",
             "",
         ]
-    md += [
+    return md
+
+
+def _volume_section(evaluation: Evaluation) -> list[str]:
+    return [
         "## Volumes per case",
         "",
         "Predicted next to true volume (ml) and Dice per region: over- or under-segmentation that a Dice table "
@@ -184,12 +198,24 @@ def write_report(evaluation: Evaluation, out_dir: str | Path, pred_convention: s
         "See `per_case.csv` (every metric, every structure) and `summary.json`.",
         "",
     ]
-    md_path = out_dir / "report.md"
-    with atomic_path(md_path) as tmp:
-        tmp.write_text("\n".join(md))
-    with atomic_path(out_dir / "report.html") as tmp:
-        tmp.write_text(markdown_html(md))
-    return md_path
+
+
+def sensitivity_rows(evaluation: Evaluation) -> list[list[str]]:
+    """Per structure: mean and median sensitivity and specificity."""
+    summary = evaluation.summary()
+    rows = [["structure", "sensitivity mean", "sensitivity median", "specificity mean", "specificity median"]]
+    for s in ORDER:
+        se, sp = summary[s]["sensitivity"], summary[s]["specificity"]
+        rows.append(
+            [
+                STRUCTURE_TITLES[s],
+                f"{se['mean']:.3f}",
+                f"{se['median']:.3f}",
+                f"{sp['mean']:.4f}",
+                f"{sp['median']:.4f}",
+            ]
+        )
+    return rows
 
 
 def lesion_rows(evaluation: Evaluation) -> list[list[str]]:
@@ -289,7 +315,7 @@ def markdown_html(md_lines: list[str]) -> str:
     )
 
 
-def _inference_line(settings: dict) -> str:
+def inference_line(settings: dict) -> str:
     """One sentence saying how the scored predictions were made (the numbers depend on it)."""
     rules = settings["postprocessing"]
     n = len(settings["checkpoints"])
