@@ -419,7 +419,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"brats3d {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (
+        _add_inspect,
+        _add_synth,
+        _add_train,
+        _add_predict,
+        _add_show,
+        _add_evaluate,
+        _add_postprocess,
+        _add_preprocess,
+        _add_export,
+        _add_demo,
+    ):
+        add(sub)
+    return parser
 
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="detect a dataset's layout, list its cases and report problems")
     p.add_argument(
         "data",
@@ -434,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_inspect)
 
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write synthetic BraTS-like phantom cases (or 2D slices) in a dataset layout")
     p.add_argument("out", help="output directory")
     p.add_argument("--cases", type=int, default=8, help="number of cases, or patients for 2D layouts (default 8)")
@@ -453,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="write into a non-empty directory")
     p.set_defaults(func=_cmd_synth)
 
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a network from a YAML config (multi-GPU: torchrun --nproc_per_node=N -m brats3d.cli train ...)",
@@ -472,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", default="all", help="with --folds: the fold to train, 0..K-1, or all (default)")
     p.set_defaults(func=_cmd_train)
 
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="segment scans (NIfTI, GIFs, montage) or 2D images (masks, overlays, GIFs) with a trained checkpoint",
@@ -505,6 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", choices=MODALITIES, default="flair", help="modality shown in the pictures")
     p.set_defaults(func=_cmd_predict)
 
+
+def _add_show(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="three-plane GIFs and a montage of one case with its ground-truth labels")
     p.add_argument("case", help="a BraTS case folder or a 4D Decathlon file")
     p.add_argument("--label", help="label map (default: the case's own)")
@@ -515,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="pictures", help="output folder (default pictures)")
     p.set_defaults(func=_cmd_show)
 
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="Dice, sensitivity, specificity and HD95 per class and region (2D: DSC, IoU, ... per image and "
@@ -545,6 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default evaluation, or RUN_DIR/out_of_fold with --cv)")
     p.set_defaults(func=_cmd_evaluate)
 
+
+def _add_postprocess(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "postprocess",
         help="choose post-processing rules (thresholds, small components, small enhancing volume) from a "
@@ -556,6 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oof", help="folder of `brats3d evaluate --cv` (default RUN/out_of_fold)")
     p.set_defaults(func=_cmd_postprocess)
 
+
+def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "preprocess",
         help="preprocess a dataset once into a memory-mapped cache for training with data.cache=mmap (RAM flat in "
@@ -567,6 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="processes (default: every core)")
     p.set_defaults(func=_cmd_preprocess)
 
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
     from brats3d.models.export import FORMATS
 
     p = sub.add_parser(
@@ -579,13 +611,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_export)
 
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on synthetic data (a few minutes on a CPU)")
     p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
     p.add_argument("--cases", type=int, default=8, help="synthetic cases to generate (default 8)")
     p.add_argument("--epochs", type=int, help="override the demo's training epochs")
     p.add_argument("--slices", action="store_true", help="the 2D demo: LGG-style slices with a 2D U-Net")
     p.set_defaults(func=_cmd_demo)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
