@@ -113,9 +113,11 @@ def augmentation(keys: Sequence[str], settings: Augmentation = RECIPE_AUGMENTATI
     so that no other change makes it non-zero again (off in the recipes: behind on tumour core, BENCHMARKS.md).
     ``bias_field_prob`` is not applied here but before the patches are cut (``build_train_transforms``).
     """
-    a = settings
-    image_key = keys[0]
-    return [
+    return [*_spatial_augmentation(keys, settings), *_intensity_augmentation(keys[0], settings)]
+
+
+def _spatial_augmentation(keys: Sequence[str], a: Augmentation) -> list:
+    chain = [
         *[RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in a.flip_axes],
         RandAffined(
             keys=keys,
@@ -125,42 +127,43 @@ def augmentation(keys: Sequence[str], settings: Augmentation = RECIPE_AUGMENTATI
             mode=("bilinear", "nearest"),
             padding_mode="zeros",
         ),
-        *([RandInPlaneElasticd(keys, prob=a.elastic_prob)] if a.elastic_prob else []),
-        RandAdjustContrastd(keys=image_key, prob=0.15, gamma=(0.7, 1.5)),
-        *(
-            [
-                RandAdjustContrastd(
-                    keys=image_key, prob=a.inverted_gamma_prob, gamma=(0.7, 1.5), invert_image=True, retain_stats=True
-                )
-            ]
-            if a.inverted_gamma_prob
-            else []
-        ),
+    ]
+    if a.elastic_prob:
+        chain.append(RandInPlaneElasticd(keys, prob=a.elastic_prob))
+    return chain
+
+
+def _intensity_augmentation(image_key: str, a: Augmentation) -> list:
+    """The recipe's steps in a fixed order, the optional ones (probability 0: left out) where nnU-Net has them."""
+    chain = [RandAdjustContrastd(keys=image_key, prob=0.15, gamma=(0.7, 1.5))]
+    if a.inverted_gamma_prob:
+        chain.append(
+            RandAdjustContrastd(
+                keys=image_key, prob=a.inverted_gamma_prob, gamma=(0.7, 1.5), invert_image=True, retain_stats=True
+            )
+        )
+    chain += [
         RandScaleIntensityd(keys=image_key, factors=0.1, prob=1.0, channel_wise=a.intensity_per_channel),
         RandShiftIntensityd(keys=image_key, offsets=0.1, prob=1.0, channel_wise=a.intensity_per_channel),
-        *([RandGaussianNoised(keys=image_key, prob=0.15, std=a.noise_std)] if a.noise_std > 0 else []),
-        RandGaussianSmoothd(keys=image_key, prob=0.1, sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0), sigma_z=(0.5, 1.0)),
-        *(
-            [RandScaleIntensityFixedMeand(keys=image_key, factors=0.25, prob=a.contrast_prob)]
-            if a.contrast_prob
-            else []
-        ),
-        *(
-            [
-                RandScaleIntensityd(
-                    keys=image_key, factors=CHANNEL_CONTRAST, prob=a.channel_contrast_prob, channel_wise=True
-                )
-            ]
-            if a.channel_contrast_prob
-            else []
-        ),
-        *(
-            [RandSimulateLowResolutiond(keys=image_key, prob=a.low_resolution_prob, zoom_range=(0.5, 1.0))]
-            if a.low_resolution_prob
-            else []
-        ),
-        *([RandDropModalityd(image_key, a.modality_dropout_prob)] if a.modality_dropout_prob else []),
     ]
+    if a.noise_std > 0:
+        chain.append(RandGaussianNoised(keys=image_key, prob=0.15, std=a.noise_std))
+    chain.append(
+        RandGaussianSmoothd(keys=image_key, prob=0.1, sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0), sigma_z=(0.5, 1.0))
+    )
+    if a.contrast_prob:
+        chain.append(RandScaleIntensityFixedMeand(keys=image_key, factors=0.25, prob=a.contrast_prob))
+    if a.channel_contrast_prob:
+        chain.append(
+            RandScaleIntensityd(
+                keys=image_key, factors=CHANNEL_CONTRAST, prob=a.channel_contrast_prob, channel_wise=True
+            )
+        )
+    if a.low_resolution_prob:
+        chain.append(RandSimulateLowResolutiond(keys=image_key, prob=a.low_resolution_prob, zoom_range=(0.5, 1.0)))
+    if a.modality_dropout_prob:
+        chain.append(RandDropModalityd(image_key, a.modality_dropout_prob))
+    return chain
 
 
 def build_train_transforms(
