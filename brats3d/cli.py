@@ -69,6 +69,13 @@ def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
         help="relabel predicted enhancing voxels as core where T1ce is under Z standard deviations above the "
         "scan's healthy brain (default: the run's rules, else off)",
     )
+    p.add_argument(
+        "--resample",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="predict a scan whose voxel spacing is over 10%% from the training data's at the training spacing, "
+        "probabilities resampled back to the scan's grid; voxel counts of the rules keep their volume (default on)",
+    )
     p.add_argument("--opening", type=int, default=0, help="2D: morphological opening, disc radius in pixels")
     p.add_argument("--closing", type=int, default=0, help="2D: morphological closing, disc radius in pixels")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -97,6 +104,7 @@ def _predict_options(args: argparse.Namespace, **extra):
         min_component=args.min_component,
         min_enhancing=args.min_enhancing,
         enhancing_contrast=args.enhancing_contrast,
+        resample=args.resample,
         device=args.device,
         **extra,
     )

@@ -67,6 +67,20 @@ def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
     return tuple(float(s) for s in np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(0)))
 
 
+def ras_spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel spacing (mm) along the RAS-ordered axes that ``to_ras`` gives a file with this affine."""
+    spacing = voxel_spacing(affine)
+    ras = [0.0, 0.0, 0.0]
+    for axis, (ras_axis, _) in enumerate(nib.orientations.io_orientation(affine)):
+        ras[int(ras_axis)] = spacing[axis]
+    return tuple(ras)
+
+
+def case_spacing(case: Case) -> tuple[float, float, float]:
+    """A case's RAS voxel spacing (mm) from its first file's header, without reading voxels."""
+    return ras_spacing(load_header(case.images[0]).affine)
+
+
 def to_ras(image: np.ndarray, label: np.ndarray | None, affine: np.ndarray):
     """Reorient channel-first ``image`` and ``label`` to the closest RAS voxel order (a permutation and flips only,
     no resampling). Returns (image, label, ras_affine, transform back to the source order)."""

@@ -19,6 +19,7 @@ from brats3d.data.layouts import MODALITIES, Case, Layout, discover
 from brats3d.data.targets import Target, get_target
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
+from brats3d.inference.resampling import resample, resampled_shape, resampling_factors
 from brats3d.inference.sliding_window import sliding_window_predict
 from brats3d.models.checkpoint import load_checkpoint, model_from_checkpoint
 from brats3d.models.device import select_device
@@ -45,6 +46,8 @@ class PredictOptions:
     # None: the precision the recipe trained in (train.amp; bf16 also on CPUs with AVX512-BF16): with flip TTA on
     # 2 such cores 15 s a scan instead of 26 s, the same out-of-fold Dice to three decimals (BENCHMARKS.md)
     amp: str | None = None
+    # a scan whose voxel spacing is over 10 % from the training data's is predicted at the training spacing
+    resample: bool = True
     save_probabilities: bool = False
     pictures: bool = True
     picture_modality: str = "flair"
@@ -142,10 +145,20 @@ def segment_cropped(
     options: PredictOptions,
     device: torch.device,
     thresholds: float | Sequence[float] = 0.5,
+    zoom: Sequence[float] | None = None,
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Probabilities and canonical labels for a scan preprocessed by the validation chain (cropped to the brain,
-    normalised), labels restricted to brain voxels. Validation and ``brats3d predict`` both call this."""
-    probs = ensemble_probabilities(models, image.float(), target.name, window, options, device)
+    normalised), labels restricted to brain voxels. Validation and ``brats3d predict`` both call this.
+
+    ``zoom`` (``resampling_factors``): the scan is predicted resampled to the network's training spacing and its
+    probabilities are resampled back to the scan's grid before the thresholds."""
+    image = image.float()
+    if zoom is None:
+        probs = ensemble_probabilities(models, image, target.name, window, options, device)
+    else:
+        at_training_spacing = resample(image, resampled_shape(image.shape[1:], zoom))
+        probs = ensemble_probabilities(models, at_training_spacing, target.name, window, options, device)
+        probs = resample(probs, image.shape[1:])
     return probs, restrict_to_brain(target.labels(probs, thresholds), image.numpy())
 
 
@@ -206,6 +219,7 @@ class Predictor:
         if problem:
             raise BratsInputError(None, f"sliding window {'x'.join(map(str, self.window))}: {problem}")
         self.checkpoints = [str(c) for c in checkpoints]
+        self.training_spacing = payload.get("spacing")  # None in checkpoints from before it was recorded
         self.rules = self._rules(checkpoints[0])
         self.chain = build_val_transforms(
             normalisation=payload["normalisation"],
@@ -255,9 +269,11 @@ class Predictor:
             raise BratsInputError(case.images[0], "image is empty (every voxel is zero)")
         box = tuple(slice(int(s), int(e)) for s, e in zip(start, end))
         loaded: LoadedCase = item["source"]
+        zoom = resampling_factors(loaded.spacing, self.training_spacing) if o.resample else None
+        rules = self.rules if zoom is None else self.rules.for_voxel_volume(float(np.prod(zoom)))
         t1 = time.perf_counter()
         probs, cropped = segment_cropped(
-            self.models, item["image"], self.target, self.window, o, self.device, self.rules.thresholds
+            self.models, item["image"], self.target, self.window, o, self.device, rules.thresholds, zoom
         )
         if not torch.isfinite(probs).all():  # thresholds would silently turn NaN into background
             raise BratsInputError(
@@ -267,7 +283,7 @@ class Predictor:
             )
         labels = np.zeros(loaded.image.shape[1:], np.uint8)
         labels[box] = cropped
-        labels = self.rules.apply(labels, loaded.image)
+        labels = rules.apply(labels, loaded.image)
         full_probs = None
         if o.save_probabilities:
             full_probs = torch.zeros((probs.shape[0], *loaded.image.shape[1:]), dtype=torch.float16)

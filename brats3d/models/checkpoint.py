@@ -9,6 +9,7 @@ on top, so they still load.
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 import re
@@ -150,7 +151,16 @@ def load_checkpoint(
         payload.setdefault("mirror_difference", False)  # checkpoints from before the option
         if not isinstance(payload["mirror_difference"], bool):
             raise BratsInputError(path, f"checkpoint mirror_difference {payload['mirror_difference']!r} is not a bool")
+        if not _is_spacing(payload.setdefault("spacing", None)):  # None: from before training spacings were kept
+            raise BratsInputError(path, f"checkpoint spacing {payload['spacing']!r} is not three positive mm values")
     return payload
+
+
+def _is_spacing(value: Any) -> bool:
+    if value is None:
+        return True
+    numbers = isinstance(value, list | tuple) and all(isinstance(v, int | float) for v in value)
+    return numbers and len(value) == 3 and all(math.isfinite(v) and v > 0 for v in value)
 
 
 def _first_line(exc: BaseException) -> str:

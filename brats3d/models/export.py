@@ -75,6 +75,8 @@ def export_metadata(payload: dict[str, Any]) -> dict[str, Any]:
             "normalisation": NORMALISATION_TEXT[payload["normalisation"]],
             **({"mirror_difference": MIRROR_TEXT} if payload["mirror_difference"] else {}),
             "patch_size": payload["patch_size"],  # what it was trained on
+            # the median voxel spacing (mm, RAS axes) of its training scans: resample other scans to it first
+            **({"voxel_spacing_mm": payload["spacing"]} if payload.get("spacing") else {}),
             # what whole scans are segmented with (inference.window, else the patch), and the traced input size
             "window": config_from_dict(config).inference_window,
         },

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from brats3d.config import AnyConfig, RunConfig, SliceRunConfig, load_config
 from brats3d.data.inspect import require_good_cases
+from brats3d.data.io import case_spacing
 from brats3d.data.labels import CLASS_NAMES, REGION_NAMES, REGION_SHORT
 from brats3d.data.layouts import discover
 from brats3d.data.targets import Target, get_target
@@ -33,6 +34,7 @@ from brats3d.errors import BratsInputError, find_input_error
 from brats3d.evaluation.metrics import score_case
 from brats3d.files import atomic_path, check_output_location, ensure_output_dir
 from brats3d.inference.predict import PredictOptions, segment_cropped
+from brats3d.inference.resampling import resampling_factors
 from brats3d.models import build_network
 from brats3d.models.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
 from brats3d.models.device import (
@@ -192,6 +194,7 @@ class Trainer:
         self.hard_pool: HardPatchPool | None = None  # with data.hard_negative_fraction (3D scans only)
         self.hard_pool_states: list[dict] = []  # every rank's pool as last.pt holds it (restored, then each epoch's)
         self.nonfinite_in_a_row = 0  # updates skipped for NaN/inf gradients since the last good one
+        self.spacing: list[float] | None = None  # median voxel spacing of the training cases (3D scans), in checkpoints
 
     # -- set-up: network, loss and optimiser first, then the data ---------------------------------------------
     def setup(self) -> None:
@@ -266,6 +269,7 @@ class Trainer:
         split_path = self.run_dir / "split.json"
         self.train_cases, self.val_cases = read_split(split_path, cases) if self.resume else split_cases(cases, c)
         require_good_cases([*self.train_cases, *self.val_cases], index.root)
+        self.spacing = self.training_spacing()
         cache_dir = Path(c.data.cache_dir or self.run_dir / "cache")
         try:
             self.train_ds, self.val_ds, self.train_transform = build_datasets(
@@ -285,6 +289,21 @@ class Trainer:
             ensure_output_dir(self.run_dir)
             c.save(self.run_dir / "config.yaml")
             write_split(split_path, self.train_cases, self.val_cases, c)
+
+    def training_spacing(self) -> list[float]:
+        """Median voxel spacing (mm, RAS axes) of the training cases: checkpoints record it so that ``predict``
+        resamples scans of another spacing to it. Training itself does not resample, so cases far from it are
+        named: the network sees their anatomy at another scale."""
+        spacings = [case_spacing(case) for case in self.train_cases]
+        median = [float(v) for v in np.median(np.asarray(spacings), axis=0)]
+        odd = [case.case_id for case, s in zip(self.train_cases, spacings) if resampling_factors(s, median)]
+        if odd and dist.is_main():
+            shown = ", ".join(odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
+            self.log(
+                f"warning: {len(odd)} training case(s) have a voxel spacing over 10 % from the median "
+                f"{'x'.join(f'{v:g}' for v in median)} mm ({shown}); resample them to one spacing for training"
+            )
+        return median
 
     # -- one step, one epoch ----------------------------------------------------------------------------------
     def train_step(self, batch: dict) -> float:
@@ -403,10 +422,12 @@ class Trainer:
         if self.ema is not None:  # "model" holds the average (what predict uses); resume needs the trained weights
             state["train_model"] = unwrap(self.model).state_dict()
             state["ema_updates"] = int(self.ema.n_averaged)
+        described = {"spacing": self.spacing} if self.spacing is not None else {}
+        state.update(described)
         # last.pt first: metrics.csv is rebuilt from the history inside it, so the two never disagree.
         save_checkpoint(self.run_dir / "last.pt", self.predicting_model, c, self.convention, **state)
         if improved or not self.val_cases:
-            extra = {"epoch": self.epoch, "best_mean_dice": self.best}
+            extra = {"epoch": self.epoch, "best_mean_dice": self.best, **described}
             save_checkpoint(self.run_dir / "best.pt", self.predicting_model, c, self.convention, **extra)
         _write_history(self.run_dir, self.history, self.csv_columns)
         self.last_saved = time.perf_counter()

@@ -12,7 +12,7 @@ a false positive than a real, tiny enhancing tumour.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,16 @@ class PostProcessing:
                 raise ValueError("the enhancing-contrast rule needs the scan's image")
             labels = relabel_unenhanced(labels, image, self.min_enhancing_contrast)
         return relabel_small_enhancing(labels, self.min_enhancing)
+
+    def for_voxel_volume(self, ratio: float) -> PostProcessing:
+        """These rules on a grid whose voxels hold ``ratio`` times the volume of the grid they were chosen on: the
+        voxel counts scaled so that each rule removes the same volume in ml."""
+        return replace(
+            self,
+            thresholds=list(self.thresholds),
+            min_component=round(self.min_component / ratio),
+            min_enhancing=round(self.min_enhancing / ratio),
+        )
 
     def check(self) -> None:
         """ValueError when a rule is out of range (shared by the config schema and the rules file)."""

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -22,7 +23,7 @@ from brats3d.errors import BratsInputError
 from brats3d.models import build_network
 from brats3d.models.checkpoint import load_checkpoint, model_from_checkpoint
 from brats3d.training.data import build_datasets, split_cases
-from brats3d.training.trainer import lr_factor, train, validate
+from brats3d.training.trainer import Trainer, lr_factor, train, validate
 
 TINY = [
     "data.patch_size=[32,32,16]",
@@ -387,3 +388,19 @@ def test_a_run_whose_gradients_stay_nan_stops_with_a_clear_error(tiny_data, tmp_
     config = load_config(None, [*TINY, "data.val_fraction=0", "train.epochs=5", "train.steps_per_epoch=2"])
     with pytest.raises(BratsInputError, match="training diverged: 3 updates in a row had NaN"):
         train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
+
+
+def test_training_cases_at_another_voxel_spacing_are_named(make_dataset, tmp_path):
+    """Training does not resample: the median spacing goes into the checkpoints, and a case far from it is named."""
+    cases = discover(make_dataset("msd", cases=3, shape=(40, 40, 24))).cases
+    img = nib.load(str(cases[2].images[0]))
+    coarse = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine @ np.diag([1.5, 1.5, 3.0, 1.0]))
+    nib.save(coarse, str(cases[2].images[0]))
+    lines: list[str] = []
+    trainer = Trainer(load_config(None), tmp_path / "run", resume=False, log=lines.append)
+    trainer.train_cases = cases
+    assert trainer.training_spacing() == [1.0, 1.0, 1.0]
+    assert len(lines) == 1 and "1 training case(s)" in lines[0] and cases[2].case_id in lines[0]
+    trainer.train_cases = cases[:2]
+    lines.clear()
+    assert trainer.training_spacing() == [1.0, 1.0, 1.0] and lines == []

@@ -1,0 +1,90 @@
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+import brats3d.inference.predict as predict_module
+from brats3d.data.io import ras_spacing
+from brats3d.data.layouts import Case, Layout, discover
+from brats3d.errors import BratsInputError
+from brats3d.inference.predict import PredictOptions, Predictor
+from brats3d.inference.resampling import resample, resampled_shape, resampling_factors
+from brats3d.models.checkpoint import load_checkpoint
+from brats3d.transforms.postprocess import PostProcessing
+
+
+def test_factors_are_scan_over_training_spacing_and_none_within_ten_percent():
+    assert resampling_factors((2.0, 2.0, 3.0), (1.0, 1.0, 1.0)) == (2.0, 2.0, 3.0)
+    assert resampling_factors((0.5, 0.5, 1.0), (1.0, 1.0, 1.0)) == (0.5, 0.5, 1.0)
+    assert resampling_factors((0.94, 1.05, 1.0), (1.0, 1.0, 1.0)) is None
+    assert resampling_factors((2.0, 2.0, 2.0), None) is None  # a checkpoint from before spacings were recorded
+    assert resampled_shape((20, 21, 12), (2.0, 2.0, 0.5)) == (40, 42, 6)
+
+
+def test_resampling_keeps_values_and_reaches_the_shape_asked():
+    constant = torch.full((2, 12, 10, 8), 0.7)
+    for shape in [(24, 20, 16), (6, 5, 4)]:
+        out = resample(constant, shape)
+        assert tuple(out.shape) == (2, *shape) and type(out) is torch.Tensor
+        torch.testing.assert_close(out, torch.full_like(out, 0.7))
+    ramp = torch.arange(16.0).reshape(1, 16, 1, 1).expand(1, 16, 4, 4).contiguous()
+    back = resample(resample(ramp, (32, 4, 4)), (16, 4, 4))
+    assert torch.allclose(back[0, 2:-2], ramp[0, 2:-2], atol=0.05)  # up and back down: the same ramp inside
+
+
+def test_ras_spacing_follows_the_axes_to_ras_gives():
+    affine = np.array([[0, -3.0, 0, 0], [0, 0, 4.0, 0], [2.0, 0, 0, 0], [0, 0, 0, 1]])  # file axes: S, R, A
+    assert ras_spacing(affine) == (3.0, 4.0, 2.0)
+
+
+def test_rules_keep_their_volume_on_larger_voxels():
+    rules = PostProcessing(thresholds=[0.3, 0.3, 0.6], min_component=10000, min_enhancing=500)
+    scaled = rules.for_voxel_volume(8.0)  # 2 mm voxels against 1 mm ones
+    assert (scaled.min_component, scaled.min_enhancing) == (1250, 62)
+    assert scaled.thresholds == rules.thresholds and scaled.thresholds is not rules.thresholds
+
+
+def test_checkpoints_record_the_training_spacing(checkpoint, tmp_path):
+    payload = load_checkpoint(checkpoint)
+    assert payload["spacing"] == [1.0, 1.0, 1.0]  # the synthetic scans' 1 mm voxels
+    del payload["spacing"]  # a checkpoint from before spacings were kept: scans are predicted as they are
+    torch.save(payload, tmp_path / "old.pt")
+    assert Predictor(tmp_path / "old.pt").training_spacing is None
+    payload["spacing"] = [1.0, -1.0, 1.0]
+    torch.save(payload, tmp_path / "odd.pt")
+    with pytest.raises(BratsInputError, match=r"odd.pt: checkpoint spacing \[1.0, -1.0, 1.0\] is not three positive"):
+        load_checkpoint(tmp_path / "odd.pt")
+
+
+def _coarse_copy(case: Case, folder, step: int = 2) -> Case:
+    """The scan with every ``step``-th voxel kept and the affine saying so: a lower-resolution acquisition."""
+    folder.mkdir()
+    img = nib.load(str(case.images[0]))
+    data = np.asanyarray(img.dataobj)[::step, ::step, ::step]
+    path = folder / case.images[0].name
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(data), img.affine @ np.diag([step, step, step, 1.0])), str(path))
+    return Case(case.case_id, Layout.MSD, (path,))
+
+
+@pytest.mark.parametrize("resample_scan", [True, False])
+def test_a_coarse_scan_is_shown_to_the_network_at_its_training_spacing(
+    make_dataset, checkpoint, tmp_path, monkeypatch, resample_scan
+):
+    case = _coarse_copy(discover(make_dataset("msd", cases=1, shape=(40, 40, 24))).cases[0], tmp_path / "coarse")
+    seen = []
+    original = predict_module.ensemble_probabilities
+
+    def spy(models, image, *args):
+        seen.append(tuple(image.shape[1:]))
+        return original(models, image, *args)
+
+    monkeypatch.setattr(predict_module, "ensemble_probabilities", spy)
+    predictor = Predictor(checkpoint, PredictOptions(pictures=False, overlap=0.25, resample=resample_scan))
+    prediction = predictor.predict(case)
+    out = predictor.write(prediction, tmp_path / "out")[0]
+    item = predictor.chain(case.to_dict())  # the scan cropped to the brain on its own grid
+    cropped = tuple(item["image"].shape[1:])
+    assert seen == [tuple(2 * n for n in cropped) if resample_scan else cropped]
+    seg, ref = nib.load(str(out)), nib.load(str(case.images[0]))
+    assert seg.shape == ref.shape[:3] == (20, 20, 12)  # written back on the scan's own grid
+    np.testing.assert_allclose(seg.affine, ref.affine)
