@@ -338,7 +338,13 @@ def inference_line(settings: dict) -> str:
     axes = settings.get("flip_axes", list(EVERY_AXIS))  # reports written before flip_axes existed flipped all three
     every_axis = len(axes) == len(EVERY_AXIS)
     tta = "off" if not settings["tta"] else "on" if every_axis else f"on (axes {', '.join(map(str, axes))})"
+    spacing = settings.get("resample_to")
+    resampled = (
+        f", scans over 10 % from the training spacing {'×'.join(f'{v:g}' for v in spacing)} mm resampled to it"
+        if spacing
+        else ""
+    )
     return (
         f"Predicted with {models}: sliding window {window}, overlap {settings['overlap']}, flip TTA "
-        f"{tta}, thresholds WT/TC/ET {thresholds}, {components}, {enhancing}."
+        f"{tta}{resampled}, thresholds WT/TC/ET {thresholds}, {components}, {enhancing}."
     )

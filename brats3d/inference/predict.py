@@ -257,6 +257,8 @@ class Predictor:
             "tta": bool(o.tta),
             "flip_axes": list(o.flip_axes),
             "amp": o.amp,
+            # scans this far from the training spacing (None: not recorded, or --no-resample) are resampled to it
+            "resample_to": self.training_spacing if o.resample else None,
             "postprocessing": asdict(self.rules),
         }
 

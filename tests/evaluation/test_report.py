@@ -36,6 +36,7 @@ def test_inference_line_states_how_the_predictions_were_made():
         "overlap": 0.5,
         "tta": True,
         "flip_axes": [0],
+        "resample_to": [1.0, 1.0, 1.0],
         "postprocessing": {
             "thresholds": [0.3, 0.3, 0.6],
             "min_component": 10000,
@@ -45,5 +46,6 @@ def test_inference_line_states_how_the_predictions_were_made():
     }
     line = inference_line(settings)
     assert line.startswith("Predicted with 2 checkpoints: sliding window 160×160×16, overlap 0.5, flip TTA on (axes 0)")
+    assert "scans over 10 % from the training spacing 1×1×1 mm resampled to it" in line
     assert "thresholds WT/TC/ET 0.3/0.3/0.6" in line and "under 10000 voxels removed" in line
     assert "T1ce z 0.5 relabelled as core, no enhancing-volume rule" in line
