@@ -38,6 +38,7 @@ def test_torchscript_export_matches_predict_and_describes_itself(checkpoint, cas
     module = torch.jit.load(str(tmp_path / "model.ts"), _extra_files=extra)
     metadata = json.loads(extra["metadata.json"])
     assert metadata["input"]["channels"] == ["flair", "t1", "t1ce", "t2"]
+    assert metadata["input"]["voxel_spacing_mm"] == [1.0, 1.0, 1.0]  # what scans should be resampled to first
     assert metadata["output"]["channels"] == ["whole_tumour", "tumour_core", "enhancing_tumour"]
     assert metadata == json.loads((tmp_path / "metadata.json").read_text())
     exported = _whole_scan_probabilities(module, predictor, case)
