@@ -159,7 +159,7 @@ def load_checkpoint(
 def _is_spacing(value: Any) -> bool:
     if value is None:
         return True
-    numbers = isinstance(value, list | tuple) and all(isinstance(v, int | float) for v in value)
+    numbers = isinstance(value, list | tuple) and all(type(v) in (int, float) for v in value)  # no bools
     return numbers and len(value) == 3 and all(math.isfinite(v) and v > 0 for v in value)
 
 
