@@ -12,6 +12,7 @@ from brats3d.data.io import load_case
 from brats3d.data.labels import CLASS_NAMES, REGION_NAMES, REGION_SHORT
 from brats3d.evaluation.evaluate import Evaluation, write_tables
 from brats3d.files import atomic_path
+from brats3d.inference.resampling import SPACING_TOLERANCE
 from brats3d.transforms.pipeline import EVERY_AXIS
 
 STRUCTURE_TITLES = {
@@ -340,7 +341,8 @@ def inference_line(settings: dict) -> str:
     tta = "off" if not settings["tta"] else "on" if every_axis else f"on (axes {', '.join(map(str, axes))})"
     spacing = settings.get("resample_to")
     resampled = (
-        f", scans over 10 % from the training spacing {'×'.join(f'{v:g}' for v in spacing)} mm resampled to it"
+        f", scans over {SPACING_TOLERANCE * 100:g} % from the training spacing "
+        f"{'×'.join(f'{v:g}' for v in spacing)} mm resampled to it"
         if spacing
         else ""
     )

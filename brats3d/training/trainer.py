@@ -34,7 +34,7 @@ from brats3d.errors import BratsInputError, find_input_error
 from brats3d.evaluation.metrics import score_case
 from brats3d.files import atomic_path, check_output_location, ensure_output_dir
 from brats3d.inference.predict import PredictOptions, segment_cropped
-from brats3d.inference.resampling import resampling_factors
+from brats3d.inference.resampling import SPACING_TOLERANCE, resampling_factors
 from brats3d.models import build_network
 from brats3d.models.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
 from brats3d.models.device import (
@@ -300,8 +300,9 @@ class Trainer:
         if odd and dist.is_main():
             shown = ", ".join(odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
             self.log(
-                f"warning: {len(odd)} training case(s) have a voxel spacing over 10 % from the median "
-                f"{'x'.join(f'{v:g}' for v in median)} mm ({shown}); resample them to one spacing for training"
+                f"warning: {len(odd)} training case(s) have a voxel spacing over {SPACING_TOLERANCE * 100:g} % from "
+                f"the median {'x'.join(f'{v:g}' for v in median)} mm ({shown}); resample them to one spacing for "
+                "training"
             )
         return median
 
