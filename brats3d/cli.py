@@ -13,6 +13,7 @@ from brats3d.data.layouts import MODALITIES, Layout
 from brats3d.data.slices import SliceLayout
 from brats3d.errors import BratsInputError, find_input_error
 from brats3d.files import ensure_output_dir, settle_outputs
+from brats3d.inference.resampling import SPACING_TOLERANCE
 
 LAYOUT_CHOICES = tuple(layout.value for layout in Layout)
 SLICE_LAYOUTS = tuple(layout.value for layout in SliceLayout)
@@ -73,8 +74,9 @@ def _add_inference_arguments(p: argparse.ArgumentParser) -> None:
         "--resample",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="predict a scan whose voxel spacing is over 10%% from the training data's at the training spacing, "
-        "probabilities resampled back to the scan's grid; voxel counts of the rules keep their volume (default on)",
+        help=f"predict a scan whose voxel spacing is over {SPACING_TOLERANCE * 100:g}%% from the training data's at "
+        "the training spacing, probabilities resampled back to the scan's grid; voxel counts of the rules keep their "
+        "volume (default on)",
     )
     p.add_argument("--opening", type=int, default=0, help="2D: morphological opening, disc radius in pixels")
     p.add_argument("--closing", type=int, default=0, help="2D: morphological closing, disc radius in pixels")
