@@ -13,7 +13,7 @@ from brats3d.data.layouts import MODALITIES, Layout
 from brats3d.data.slices import SliceLayout
 from brats3d.errors import BratsInputError, find_input_error
 from brats3d.files import ensure_output_dir, settle_outputs
-from brats3d.inference.resampling import SPACING_TOLERANCE
+from brats3d.transforms.resampling import SPACING_TOLERANCE
 
 LAYOUT_CHOICES = tuple(layout.value for layout in Layout)
 SLICE_LAYOUTS = tuple(layout.value for layout in SliceLayout)
@@ -379,11 +379,13 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     from brats3d.data.layouts import discover
     from brats3d.models.device import available_cores
     from brats3d.training.cache import preprocess
+    from brats3d.training.data import median_spacing
 
     config = load_config(args.config, args.set)
     cases = discover(args.data).require_clean().labelled()
     ensure_output_dir(args.out)
-    done, failures = preprocess(cases, config, args.out, workers=args.workers or max(1, available_cores()))
+    workers = args.workers or max(1, available_cores())
+    done, failures = preprocess(cases, config, args.out, workers=workers, spacing=median_spacing(cases))
     print(f"{args.out}: {len(done)} case(s) preprocessed, {len(cases) - len(done) - len(failures)} already fresh")
     return _report_failures(args.command, failures, len(cases))
 

@@ -9,6 +9,7 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ class DataConfig:
     # (off in the recipes: cross-validated behind on tumour core, BENCHMARKS.md)
     mirror_difference: bool = False
     reader: str = "nibabel"  # nibabel | itk
+    # cases whose voxel spacing is over 10 % from the median of the dataset's labelled cases are resampled to it for
+    # training, as nnU-Net does (transforms/resampling.py); false: every case as it is
+    resample: bool = True
     # memory (CacheDataset) | disk (PersistentDataset) | mmap (preprocessed once, memory-mapped; training/cache.py)
     # | none | auto: memory when the cases fit half the available RAM, else mmap (as fast: BENCHMARKS.md)
     cache: str = "auto"
@@ -185,10 +189,12 @@ class RunConfig(_Saved):
         """The sliding window that predicts whole scans: ``inference.window``, else the training patch."""
         return list(self.inference.window or self.data.patch_size)
 
-    def train_transform_arguments(self, **changes: Any) -> dict[str, Any]:
-        """Arguments of ``transforms.build_train_transforms`` that this config describes (``changes`` win)."""
+    def train_transform_arguments(self, spacing: Sequence[float] | None = None, **changes: Any) -> dict[str, Any]:
+        """Arguments of ``transforms.build_train_transforms`` that this config describes (``changes`` win);
+        ``spacing`` is the dataset's median voxel spacing, which cases are resampled to with ``data.resample``."""
         d = self.data
         arguments = {
+            "spacing": [float(v) for v in spacing] if spacing is not None and d.resample else None,
             "patch_size": d.patch_size,
             "min_tumour_fraction": d.min_tumour_fraction,
             "unbiased_fraction": d.unbiased_fraction,

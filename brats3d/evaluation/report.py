@@ -12,8 +12,8 @@ from brats3d.data.io import load_case
 from brats3d.data.labels import CLASS_NAMES, REGION_NAMES, REGION_SHORT
 from brats3d.evaluation.evaluate import Evaluation, write_tables
 from brats3d.files import atomic_path
-from brats3d.inference.resampling import SPACING_TOLERANCE
 from brats3d.transforms.pipeline import EVERY_AXIS
+from brats3d.transforms.resampling import SPACING_TOLERANCE
 
 STRUCTURE_TITLES = {
     **{n: f"{REGION_SHORT[n]} ({n.replace('_', ' ')})" for n in REGION_NAMES},

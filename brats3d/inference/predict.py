@@ -19,7 +19,6 @@ from brats3d.data.layouts import MODALITIES, Case, Layout, discover
 from brats3d.data.targets import Target, get_target
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
-from brats3d.inference.resampling import resample, resampled_shape, resampling_factors
 from brats3d.inference.sliding_window import sliding_window_predict
 from brats3d.models.checkpoint import load_checkpoint, model_from_checkpoint
 from brats3d.models.device import select_device
@@ -27,6 +26,7 @@ from brats3d.models.registry import check_network
 from brats3d.transforms import build_val_transforms
 from brats3d.transforms.pipeline import EVERY_AXIS
 from brats3d.transforms.postprocess import RULES_FILE, PostProcessing, restrict_to_brain
+from brats3d.transforms.resampling import resample, resampled_shape, resampling_factors
 
 
 @dataclass

@@ -39,11 +39,19 @@ from brats3d.transforms import build_train_transforms
 CACHE_FORMAT = "brats3d-mmap-v1"
 MANIFEST = "manifest.json"
 # Settings that change the stored arrays; the random part of the chain (patches, augmentation) is not among them.
-_SHAPING = ("patch_size", "min_tumour_fraction", "class_balance", "normalisation", "mirror_difference", "reader")
+_SHAPING = (
+    "patch_size",
+    "min_tumour_fraction",
+    "class_balance",
+    "normalisation",
+    "mirror_difference",
+    "reader",
+    "spacing",
+)
 
 
-def cache_settings(config: RunConfig) -> dict[str, Any]:
-    arguments = config.train_transform_arguments()
+def cache_settings(config: RunConfig, spacing: Sequence[float] | None = None) -> dict[str, Any]:
+    arguments = config.train_transform_arguments(spacing)
     return {"format": CACHE_FORMAT, **{k: arguments[k] for k in _SHAPING}}
 
 
@@ -70,9 +78,10 @@ def first_random(chain: Compose) -> int:
     return next(i for i, t in enumerate(chain.transforms) if hasattr(t, "randomize"))
 
 
-def preprocess_case(case: Case, config: RunConfig, cache_dir: Path) -> Path:
-    """Run the deterministic part of the chain on one case and store it; returns the case's folder."""
-    chain = build_train_transforms(**config.train_transform_arguments())
+def preprocess_case(case: Case, config: RunConfig, cache_dir: Path, spacing: Sequence[float] | None = None) -> Path:
+    """Run the deterministic part of the chain on one case and store it; returns the case's folder. ``spacing``:
+    the dataset's median spacing (``RunConfig.train_transform_arguments``)."""
+    chain = build_train_transforms(**config.train_transform_arguments(spacing))
     item = chain(case.to_dict(), end=first_random(chain))
     folder = case_folder(cache_dir, case)
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
@@ -91,7 +100,7 @@ def preprocess_case(case: Case, config: RunConfig, cache_dir: Path) -> Path:
         **pools,
     )
     manifest = {
-        "settings": cache_settings(config),
+        "settings": cache_settings(config, spacing),
         "source": source_stamp(case),
         "patch_rule": item["patch_rule"],
         "case": case.to_dict(),
@@ -104,10 +113,10 @@ def preprocess_case(case: Case, config: RunConfig, cache_dir: Path) -> Path:
     return folder
 
 
-def _preprocess_one(args: tuple[Case, RunConfig, Path]) -> tuple[str, str | None]:
-    case, config, cache_dir = args
+def _preprocess_one(args: tuple[Case, RunConfig, Path, Sequence[float] | None]) -> tuple[str, str | None]:
+    case, config, cache_dir, spacing = args
     try:
-        preprocess_case(case, config, cache_dir)
+        preprocess_case(case, config, cache_dir, spacing)
         return case.case_id, None
     except Exception as exc:
         error = find_input_error(exc)
@@ -117,18 +126,25 @@ def _preprocess_one(args: tuple[Case, RunConfig, Path]) -> tuple[str, str | None
 
 
 def preprocess(
-    cases: Sequence[Case], config: RunConfig, cache_dir: str | Path, workers: int = 1, progress: bool = True
+    cases: Sequence[Case],
+    config: RunConfig,
+    cache_dir: str | Path,
+    workers: int = 1,
+    progress: bool = True,
+    spacing: Sequence[float] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Bring ``cache_dir`` up to date for ``cases``: returns (case ids preprocessed now, one line per bad case).
 
     Fresh cases are skipped; the others run in ``workers`` processes; a bad case is reported and the others go on.
+    ``spacing``: the dataset's median voxel spacing (``training.data.median_spacing`` of all its labelled cases, not
+    only these), which cases far from it are resampled to with ``data.resample``.
     """
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    settings = cache_settings(config)
+    settings = cache_settings(config, spacing)
     todo = [c for c in cases if not is_fresh(case_folder(cache_dir, c), c, settings)]
     done, failures = [], []
-    jobs = [(c, config, cache_dir) for c in todo]
+    jobs = [(c, config, cache_dir, spacing) for c in todo]
     parallel = workers > 1 and len(jobs) > 1
     with ProcessPoolExecutor(max_workers=workers) if parallel else contextlib.nullcontext() as pool:
         results = pool.map(_preprocess_one, jobs) if parallel else map(_preprocess_one, jobs)

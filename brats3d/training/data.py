@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from monai.transforms import Compose
 from torch.utils.data import RandomSampler
 
 from brats3d.config import RunConfig
+from brats3d.data.io import case_spacing
 from brats3d.data.layouts import Case, site_of
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
@@ -120,6 +122,14 @@ def read_split(path: Path, cases: list[Case]) -> tuple[list[Case], list[Case]]:
     return [by_id[i] for i in saved["train"]], [by_id[i] for i in saved["validation"]]
 
 
+def median_spacing(cases: Sequence[Case]) -> list[float]:
+    """Median voxel spacing (mm, RAS axes) of ``cases``, from their headers: the spacing a run trains at and its
+    checkpoints record for ``predict``. Taken over all the dataset's labelled cases, validation ones included (as
+    nnU-Net plans one spacing per dataset), so that every fold of a cross-validation, and a cache preprocessed
+    before training, agree on it."""
+    return [float(v) for v in np.median(np.asarray([case_spacing(c) for c in cases]), axis=0)]
+
+
 def rank_share(items: list, rank: int, world: int) -> list:
     """The items a DDP rank caches and trains on (every ``world``-th, from ``rank``); all of them without DDP."""
     return items[rank::world]
@@ -166,16 +176,28 @@ def choose_cache(cases: list[Case], config: RunConfig, world: int = 1) -> str:
 
 
 def build_datasets(
-    train: list[Case], val: list[Case], config: RunConfig, cache_dir: Path, rank: int = 0, world: int = 1
+    train: list[Case],
+    val: list[Case],
+    config: RunConfig,
+    cache_dir: Path,
+    rank: int = 0,
+    world: int = 1,
+    spacing: Sequence[float] | None = None,
 ) -> tuple[Dataset, Dataset, Compose]:
     """Datasets over this rank's share of the cases; returns (train, validation, train transform).
 
     With ``data.cache: mmap`` the training cases are preprocessed into ``cache_dir`` (reused when fresh; several
     ranks or runs can share it) and read through memory maps; validation scans are then read when needed.
+    ``spacing``: the dataset's ``median_spacing``; with ``data.resample`` training and validation cases far from it
+    are resampled to it.
     """
-    transform = build_train_transforms(**config.train_transform_arguments())
+    arguments = config.train_transform_arguments(spacing)
+    transform = build_train_transforms(**arguments)
     val_transform = build_val_transforms(
-        config.data.normalisation, config.data.reader, mirror_difference=config.data.mirror_difference
+        config.data.normalisation,
+        config.data.reader,
+        mirror_difference=config.data.mirror_difference,
+        spacing=arguments["spacing"],
     )
     mine = rank_share(train, rank, world)
     val_items = [c.to_dict() for c in rank_share(val, rank, world)]
@@ -183,7 +205,9 @@ def build_datasets(
     if cache == "mmap":
         from brats3d.training.cache import MmapCaseDataset, preprocess
 
-        _, failures = preprocess(mine, config, cache_dir, workers=loader_workers(config) or 1, progress=rank == 0)
+        _, failures = preprocess(
+            mine, config, cache_dir, workers=loader_workers(config) or 1, progress=rank == 0, spacing=spacing
+        )
         if failures:
             raise BratsInputError(
                 cache_dir, f"{len(failures)} case(s) could not be preprocessed: {'; '.join(failures)}"

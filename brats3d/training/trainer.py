@@ -28,13 +28,12 @@ from brats3d.config import AnyConfig, RunConfig, SliceRunConfig, load_config
 from brats3d.data.inspect import require_good_cases
 from brats3d.data.io import case_spacing
 from brats3d.data.labels import CLASS_NAMES, REGION_NAMES, REGION_SHORT
-from brats3d.data.layouts import discover
+from brats3d.data.layouts import Case, discover
 from brats3d.data.targets import Target, get_target
 from brats3d.errors import BratsInputError, find_input_error
 from brats3d.evaluation.metrics import score_case
 from brats3d.files import atomic_path, check_output_location, ensure_output_dir
 from brats3d.inference.predict import PredictOptions, segment_cropped
-from brats3d.inference.resampling import SPACING_TOLERANCE, resampling_factors
 from brats3d.models import build_network
 from brats3d.models.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
 from brats3d.models.device import (
@@ -50,6 +49,7 @@ from brats3d.training import distributed as dist
 from brats3d.training.data import (
     build_datasets,
     loader_workers,
+    median_spacing,
     rank_share,
     read_split,
     split_cases,
@@ -58,6 +58,7 @@ from brats3d.training.data import (
     write_split,
 )
 from brats3d.training.hard_negatives import HardPatchPool, false_positive_voxels, patch_sampler
+from brats3d.transforms.resampling import SPACING_TOLERANCE, resampling_factors
 from brats3d.transforms.symmetry import image_channels
 
 # Updates skipped in a row for non-finite gradients before a run stops as diverged: a gradient scaler's first
@@ -269,11 +270,11 @@ class Trainer:
         split_path = self.run_dir / "split.json"
         self.train_cases, self.val_cases = read_split(split_path, cases) if self.resume else split_cases(cases, c)
         require_good_cases([*self.train_cases, *self.val_cases], index.root)
-        self.spacing = self.training_spacing()
+        self.spacing = self.training_spacing(cases)
         cache_dir = Path(c.data.cache_dir or self.run_dir / "cache")
         try:
             self.train_ds, self.val_ds, self.train_transform = build_datasets(
-                self.train_cases, self.val_cases, c, cache_dir, self.rank, self.world
+                self.train_cases, self.val_cases, c, cache_dir, self.rank, self.world, self.spacing
             )
         except Exception as exc:
             if find_input_error(exc) is None:
@@ -290,20 +291,22 @@ class Trainer:
             c.save(self.run_dir / "config.yaml")
             write_split(split_path, self.train_cases, self.val_cases, c)
 
-    def training_spacing(self) -> list[float]:
-        """Median voxel spacing (mm, RAS axes) of the training cases: checkpoints record it so that ``predict``
-        resamples scans of another spacing to it. Training itself does not resample, so cases far from it are
-        named: the network sees their anatomy at another scale."""
-        spacings = [case_spacing(case) for case in self.train_cases]
-        median = [float(v) for v in np.median(np.asarray(spacings), axis=0)]
-        odd = [case.case_id for case, s in zip(self.train_cases, spacings) if resampling_factors(s, median)]
+    def training_spacing(self, cases: list[Case]) -> list[float]:
+        """The dataset's median voxel spacing (``median_spacing``), which checkpoints record so that ``predict``
+        resamples scans of another spacing to it; training cases far from it are resampled to it
+        (``data.resample``), or named when that is off: the network would see their anatomy at another scale."""
+        median = median_spacing(cases)
+        odd = [case.case_id for case in self.train_cases if resampling_factors(case_spacing(case), median)]
         if odd and dist.is_main():
             shown = ", ".join(odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
-            self.log(
-                f"warning: {len(odd)} training case(s) have a voxel spacing over {SPACING_TOLERANCE * 100:g} % from "
-                f"the median {'x'.join(f'{v:g}' for v in median)} mm ({shown}); resample them to one spacing for "
-                "training"
+            far = (
+                f"{len(odd)} training case(s) have a voxel spacing over {SPACING_TOLERANCE * 100:g} % from the "
+                f"median {'x'.join(f'{v:g}' for v in median)} mm ({shown})"
             )
+            if self.config.data.resample:
+                self.log(f"{far}: resampled to it for training")
+            else:
+                self.log(f"warning: {far}; data.resample: true trains them at the median spacing")
         return median
 
     # -- one step, one epoch ----------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The transform chains used by training, validation and inference, built in one place.
 
-Training: load → crop to the brain → normalise → pad to the patch → find tumour patches (all cached by a MONAI
-``CacheDataset``, which stops at the first random transform) → draw patches → augmentation → target. Validation
-and inference keep the whole scan and share one chain; ``CropForegroundd`` records the crop box
-(``foreground_start_coord``) so a prediction is pasted back exactly.
+Training: load → resample a case far from the run's voxel spacing → crop to the brain → normalise → pad to the
+patch → find tumour patches (all cached by a MONAI ``CacheDataset``, which stops at the first random transform) →
+draw patches → augmentation → target. Validation and inference keep the whole scan and share one chain;
+``CropForegroundd`` records the crop box (``foreground_start_coord``) so a prediction is pasted back exactly.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from brats3d.data.brain import is_brain
 from brats3d.data.targets import REGIONS
 from brats3d.transforms.intensity import RandBrainBiasFieldd, RandDropModalityd, brain_normalisation
 from brats3d.transforms.loading import LoadCased
+from brats3d.transforms.resampling import ResampleToSpacingd
 from brats3d.transforms.sampling import FindTumourPatchesd, RandTumourPatchd
 from brats3d.transforms.spatial import RandInPlaneElasticd
 from brats3d.transforms.symmetry import AddMirrorDifferenced
@@ -47,11 +48,17 @@ BRAIN_CROP_MARGIN = 2  # voxels kept around the brain's bounding box; training a
 
 
 def _load_and_crop(
-    reader: str, normalisation: str, mirror_difference: bool, with_label: bool = True, keep_source: bool = False
+    reader: str,
+    normalisation: str,
+    mirror_difference: bool,
+    with_label: bool = True,
+    keep_source: bool = False,
+    spacing: Sequence[float] | None = None,
 ) -> list:
     keys = ["image", "label"] if with_label else ["image"]
     return [
         LoadCased(reader=reader, with_label=with_label, keep_source=keep_source),
+        *([ResampleToSpacingd(spacing)] if spacing is not None else []),
         # Crop before normalising: afterwards brain voxels can be exactly zero and the background is no longer 0.
         CropForegroundd(
             keys=keys,
@@ -178,15 +185,18 @@ def build_train_transforms(
     mirror_difference: bool = False,
     reader: str = "nibabel",
     augment: Augmentation | None = RECIPE_AUGMENTATION,
+    spacing: Sequence[float] | None = None,
 ) -> Compose:
-    """Cached part (load, crop, normalise, pad, patch index) then random part (patches, augmentation, target).
+    """Cached part (load, resample, crop, normalise, pad, patch index) then random part (patches, augmentation,
+    target).
 
-    ``augment`` None: patches as they are. The bias field, when on, is drawn over the whole case before its patches
-    are cut (``RandBrainBiasFieldd``).
+    ``spacing`` (mm, RAS axes): cases far from it are resampled to it first (``ResampleToSpacingd``); None: every
+    case as it is. ``augment`` None: patches as they are. The bias field, when on, is drawn over the whole case
+    before its patches are cut (``RandBrainBiasFieldd``).
     """
     keys = ["image", "label"]
     chain = [
-        *_load_and_crop(reader, normalisation, mirror_difference),
+        *_load_and_crop(reader, normalisation, mirror_difference, spacing=spacing),
         SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),
         FindTumourPatchesd(patch_size, min_tumour_fraction, class_balance=class_balance),
     ]
@@ -205,17 +215,20 @@ def build_val_transforms(
     with_label: bool = True,
     keep_source: bool = False,
     mirror_difference: bool = False,
+    spacing: Sequence[float] | None = None,
 ) -> Compose:
     """Whole scans cropped to the brain and normalised, with canonical labels (1, X, Y, Z) when ``with_label``.
 
     Validation and ``brats3d predict`` both use this chain; the crop box it records
     (``foreground_start_coord``/``foreground_end_coord``) maps predictions back onto the scan, and with
-    ``keep_source`` the loaded case (header, orientation, raw image) rides along for writing results.
+    ``keep_source`` the loaded case (header, orientation, raw image) rides along for writing results. ``spacing``:
+    validation scores a case at the spacing its run trains at (``predict`` resamples the probabilities itself, so
+    that labels come back on the scan's own grid).
     """
     keys = ["image", "label"] if with_label else ["image"]
     return Compose(
         [
-            *_load_and_crop(reader, normalisation, mirror_difference, with_label, keep_source),
+            *_load_and_crop(reader, normalisation, mirror_difference, with_label, keep_source, spacing),
             EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False),
         ]
     )

@@ -58,6 +58,22 @@ def test_only_a_changed_case_is_preprocessed_again(dataset, tmp_path):
     assert open_case(tmp_path / "cache" / cases[0].case_id)["image"].shape[0] == 8
 
 
+def test_the_dataset_spacing_shapes_the_cache_only_with_resampling_on(dataset, tmp_path):
+    cases = discover(dataset).labelled()
+    config = load_config(None, SMALL)
+
+    def tumour_voxels() -> int:
+        return int(np.count_nonzero(open_case(tmp_path / "cache" / cases[0].case_id)["label"]))
+
+    preprocess(cases, config, tmp_path / "cache", progress=False)
+    as_is = tumour_voxels()
+    assert len(preprocess(cases, config, tmp_path / "cache", progress=False, spacing=[2.0, 2.0, 2.0])[0]) == 3
+    assert 0.8 < tumour_voxels() * 8 / as_is < 1.2  # 2 mm voxels: an eighth as many for the same tumour
+    off = load_config(None, [*SMALL, "data.resample=false"])
+    assert len(preprocess(cases, off, tmp_path / "cache", progress=False, spacing=[2.0, 2.0, 2.0])[0]) == 3
+    assert tumour_voxels() == as_is
+
+
 def test_an_interrupted_preprocess_goes_on_where_it_stopped(dataset, tmp_path):
     config = load_config(None, SMALL)
     cases = discover(dataset).labelled()

@@ -22,6 +22,7 @@ from brats3d.data.synthetic import write_dataset
 from brats3d.errors import BratsInputError
 from brats3d.models import build_network
 from brats3d.models.checkpoint import load_checkpoint, model_from_checkpoint
+from brats3d.training.cache import first_random
 from brats3d.training.data import build_datasets, split_cases
 from brats3d.training.trainer import Trainer, lr_factor, train, validate
 
@@ -390,17 +391,42 @@ def test_a_run_whose_gradients_stay_nan_stops_with_a_clear_error(tiny_data, tmp_
         train(config, tmp_path / "run", data_dir=tiny_data, log=lambda _: None)
 
 
-def test_training_cases_at_another_voxel_spacing_are_named(make_dataset, tmp_path):
-    """Training does not resample: the median spacing goes into the checkpoints, and a case far from it is named."""
+def _with_one_coarse_case(make_dataset) -> list:
+    """Three phantoms at 1 mm, the last one's headers rewritten to say 1.5 x 1.5 x 3 mm voxels."""
     cases = discover(make_dataset("msd", cases=3, shape=(40, 40, 24))).cases
-    img = nib.load(str(cases[2].images[0]))
-    coarse = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine @ np.diag([1.5, 1.5, 3.0, 1.0]))
-    nib.save(coarse, str(cases[2].images[0]))
+    for path in (cases[2].images[0], cases[2].label):
+        img = nib.load(str(path))
+        nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine @ np.diag([1.5, 1.5, 3.0, 1.0])), str(path))
+    return cases
+
+
+@pytest.mark.parametrize("resample", [True, False])
+def test_training_cases_at_another_voxel_spacing_are_resampled_or_named(make_dataset, tmp_path, resample):
+    """The dataset's median spacing goes into the checkpoints; a training case far from it is resampled to it, or
+    named when ``data.resample`` is off."""
+    cases = _with_one_coarse_case(make_dataset)
     lines: list[str] = []
-    trainer = Trainer(load_config(None), tmp_path / "run", resume=False, log=lines.append)
+    config = load_config(None, [f"data.resample={str(resample).lower()}"])
+    trainer = Trainer(config, tmp_path / "run", resume=False, log=lines.append)
     trainer.train_cases = cases
-    assert trainer.training_spacing() == [1.0, 1.0, 1.0]
+    assert trainer.training_spacing(cases) == [1.0, 1.0, 1.0]
     assert len(lines) == 1 and "1 training case(s)" in lines[0] and cases[2].case_id in lines[0]
-    trainer.train_cases = cases[:2]
+    assert ("resampled to it" in lines[0]) is resample and lines[0].startswith("warning") is not resample
+    trainer.train_cases = cases[:2]  # the coarse case held out: the median is still the dataset's, nobody named
     lines.clear()
-    assert trainer.training_spacing() == [1.0, 1.0, 1.0] and lines == []
+    assert trainer.training_spacing(cases) == [1.0, 1.0, 1.0] and lines == []
+
+
+@pytest.mark.parametrize("resample", [True, False])
+def test_a_coarse_case_is_trained_and_validated_at_the_dataset_spacing(make_dataset, tmp_path, resample):
+    cases = _with_one_coarse_case(make_dataset)
+    config = load_config(None, [*TINY, "data.cache=none", f"data.resample={str(resample).lower()}"])
+    _, val_ds, transform = build_datasets(cases, cases[2:], config, tmp_path / "cache", spacing=[1.0] * 3)
+    fine, coarse = (transform(c.to_dict(), end=first_random(transform)) for c in (cases[0], cases[2]))
+    validated = val_ds[0]
+    # The coarse case's 40 x 40 x 24 voxels span 60 x 60 x 72 mm: 60 x 60 x 72 voxels at 1 mm (cropped to the brain).
+    grow = (1.5, 1.5, 3.0) if resample else (1.0, 1.0, 1.0)
+    for item in (coarse, validated):
+        for n, fine_n, g in zip(item["image"].shape[1:], fine["image"].shape[1:], grow):
+            assert abs(n - g * fine_n) <= 3 * g
+        assert tuple(item["spacing"]) == ((1.0, 1.0, 1.0) if resample else (1.5, 1.5, 3.0))

@@ -8,28 +8,8 @@ from brats3d.data.io import ras_spacing
 from brats3d.data.layouts import Case, Layout, discover
 from brats3d.errors import BratsInputError
 from brats3d.inference.predict import PredictOptions, Predictor
-from brats3d.inference.resampling import resample, resampled_shape, resampling_factors
 from brats3d.models.checkpoint import load_checkpoint
 from brats3d.transforms.postprocess import PostProcessing
-
-
-def test_factors_are_scan_over_training_spacing_and_none_within_ten_percent():
-    assert resampling_factors((2.0, 2.0, 3.0), (1.0, 1.0, 1.0)) == (2.0, 2.0, 3.0)
-    assert resampling_factors((0.5, 0.5, 1.0), (1.0, 1.0, 1.0)) == (0.5, 0.5, 1.0)
-    assert resampling_factors((0.94, 1.05, 1.0), (1.0, 1.0, 1.0)) is None
-    assert resampling_factors((2.0, 2.0, 2.0), None) is None  # a checkpoint from before spacings were recorded
-    assert resampled_shape((20, 21, 12), (2.0, 2.0, 0.5)) == (40, 42, 6)
-
-
-def test_resampling_keeps_values_and_reaches_the_shape_asked():
-    constant = torch.full((2, 12, 10, 8), 0.7)
-    for shape in [(24, 20, 16), (6, 5, 4)]:
-        out = resample(constant, shape)
-        assert tuple(out.shape) == (2, *shape) and type(out) is torch.Tensor
-        torch.testing.assert_close(out, torch.full_like(out, 0.7))
-    ramp = torch.arange(16.0).reshape(1, 16, 1, 1).expand(1, 16, 4, 4).contiguous()
-    back = resample(resample(ramp, (32, 4, 4)), (16, 4, 4))
-    assert torch.allclose(back[0, 2:-2], ramp[0, 2:-2], atol=0.05)  # up and back down: the same ramp inside
 
 
 def test_ras_spacing_follows_the_axes_to_ras_gives():
