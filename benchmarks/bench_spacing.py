@@ -2,22 +2,29 @@
 
 Each real case is rewritten as a coarser acquisition would store it: 2 mm isotropic voxels and 1x1x3 mm thick
 slices, each voxel the mean of the 1 mm voxels it covers (a region counts where it fills at least half of them).
-A checkpoint trained on 1 mm scans then segments every copy twice, as it is and resampled to its training spacing
-(`--resample`, the default, and `--no-resample`), and both are scored against the coarse reference on the coarse
-grid. Use a checkpoint that never saw the cases (a cross-validation fold's model and the cases it held out).
+`--acquisitions` can add a 0.5 mm isotropic copy instead, interpolated from the 1 mm scan (trilinear image, nearest
+labels): it lacks a real fine scan's detail, but it has its 8x the voxels, so it measures the time and memory of
+such a scan and whether resampling brings it back. A checkpoint trained on 1 mm scans then segments every copy
+twice, as it is and resampled to its training spacing (`--resample`, the default, and `--no-resample`), and both are
+scored against the copy's reference on the copy's grid, with the seconds each prediction took and the process's
+peak memory. Use a checkpoint that never saw the cases (a cross-validation fold's model and the cases it held out).
 
 Run from benchmarks/:
     python bench_spacing.py --checkpoint runs/cv/fold_0/last.pt --cases Brats18_TCIA01_201_1 Brats18_TCIA01_378_1
+    python bench_spacing.py ... --acquisitions "0.5 mm isotropic"
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
+import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import torch
 from _common import REAL_DATA, print_table, write_json
 
 from brats3d.data.io import load_case
@@ -25,8 +32,10 @@ from brats3d.data.labels import REGION_NAMES, REGION_SHORT, labels_to_regions
 from brats3d.data.layouts import Case, Layout, discover
 from brats3d.evaluation.metrics import score_case
 from brats3d.inference.predict import PredictOptions, Predictor
+from brats3d.transforms.resampling import resample, resample_label, resampled_affine
 
-ACQUISITIONS = {"2 mm isotropic": (2, 2, 2), "1x1x3 mm slices": (1, 1, 3)}
+COARSER = {"2 mm isotropic": (2, 2, 2), "1x1x3 mm slices": (1, 1, 3)}  # 1 mm voxels per coarse voxel
+FINER = {"0.5 mm isotropic": 2}  # fine voxels per 1 mm, each axis
 
 
 def block_mean(volume: np.ndarray, block: tuple[int, ...]) -> np.ndarray:
@@ -60,12 +69,33 @@ def coarse_copy(case: Case, block: tuple[int, ...], folder: Path) -> Case:
     return Case(case.case_id, Layout.MSD, (image_path,), label_path)
 
 
+def fine_copy(case: Case, factor: int, folder: Path) -> Case:
+    """The case on a grid ``factor`` times finer per axis (trilinear image, nearest labels), in the same place."""
+    folder.mkdir(parents=True)
+    loaded = load_case(case)  # file voxel order, canonical labels
+    shape = tuple(factor * n for n in loaded.label.shape)
+    image = resample(torch.from_numpy(loaded.image), shape).numpy()
+    label = resample_label(torch.from_numpy(loaded.label[None]), shape)[0].numpy()
+    affine = resampled_affine(loaded.affine, loaded.label.shape, shape)
+    image_path, label_path = folder / f"{case.case_id}.nii.gz", folder / f"{case.case_id}_label.nii.gz"
+    nib.save(nib.Nifti1Image(np.moveaxis(image, 0, -1).astype(np.float32), affine), str(image_path))
+    nib.save(nib.Nifti1Image(label.astype(np.uint8), affine), str(label_path))
+    return Case(case.case_id, Layout.MSD, (image_path,), label_path)
+
+
+def make_copy(case: Case, acquisition: str, folder: Path) -> Case:
+    if acquisition in FINER:
+        return fine_copy(case, FINER[acquisition], folder)
+    return coarse_copy(case, COARSER[acquisition], folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="a checkpoint trained on 1 mm scans")
     parser.add_argument("--cases", nargs="+", required=True, help="case ids the checkpoint never saw")
     parser.add_argument("--data", default=str(REAL_DATA))
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--acquisitions", nargs="+", choices=[*COARSER, *FINER], default=list(COARSER))
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     cases = [c for c in discover(args.data).labelled() if c.case_id in args.cases]
@@ -75,25 +105,30 @@ def main() -> None:
     }
     rows = []
     with tempfile.TemporaryDirectory(prefix="brats3d-spacing-") as tmp:
-        for name, block in ACQUISITIONS.items():
+        for name in args.acquisitions:
             for case in cases:
-                copy = coarse_copy(case, block, Path(tmp) / name.replace(" ", "_") / case.case_id)
+                copy = make_copy(case, name, Path(tmp) / name.replace(" ", "_") / case.case_id)
                 truth = load_case(copy, ras=True)
                 for flag, predictor in predictors.items():
+                    start = time.perf_counter()
                     prediction = predictor.predict(copy)
+                    seconds = time.perf_counter() - start
                     scores = score_case(prediction.labels_ras, truth.label, truth.spacing, REGION_NAMES, False)
-                    row = {"acquisition": name, "case": case.case_id, "resample": flag}
+                    row = {"acquisition": name, "case": case.case_id, "resample": flag, "seconds": round(seconds, 1)}
                     row.update({f"{REGION_SHORT[r]} Dice": scores[r]["dice"] for r in REGION_NAMES})
                     rows.append(row)
-    columns = ["acquisition", "case", "resample", *(f"{REGION_SHORT[r]} Dice" for r in REGION_NAMES)]
+                    print(row, flush=True)
+    columns = ["acquisition", "case", "resample", "seconds", *(f"{REGION_SHORT[r]} Dice" for r in REGION_NAMES)]
     print_table(rows, columns)
-    for name in ACQUISITIONS:
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"peak memory of this process: {peak_gb:.1f} GB")
+    for name in args.acquisitions:
         for flag in (True, False):
             mine = [r for r in rows if r["acquisition"] == name and r["resample"] == flag]
             means = " / ".join(f"{np.mean([r[f'{REGION_SHORT[n]} Dice'] for r in mine]):.3f}" for n in REGION_NAMES)
             print(f"{name}, resample {'on ' if flag else 'off'}: mean Dice WT / TC / ET {means}")
     if args.json:
-        write_json(args.json, {"checkpoint": args.checkpoint, "tta": args.tta, "rows": rows})
+        write_json(args.json, {"checkpoint": args.checkpoint, "tta": args.tta, "rows": rows, "peak_gb": peak_gb})
 
 
 if __name__ == "__main__":
