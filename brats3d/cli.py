@@ -376,6 +376,7 @@ def _cmd_postprocess(args: argparse.Namespace) -> int:
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
+    from brats3d.data.io import case_spacing
     from brats3d.data.layouts import discover
     from brats3d.models.device import available_cores
     from brats3d.training.cache import preprocess
@@ -385,7 +386,8 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     cases = discover(args.data).require_clean().labelled()
     ensure_output_dir(args.out)
     workers = args.workers or max(1, available_cores())
-    done, failures = preprocess(cases, config, args.out, workers=workers, spacing=median_spacing(cases))
+    spacing = median_spacing(map(case_spacing, cases))  # what `train` on this folder works at
+    done, failures = preprocess(cases, config, args.out, workers=workers, spacing=spacing)
     print(f"{args.out}: {len(done)} case(s) preprocessed, {len(cases) - len(done) - len(failures)} already fresh")
     return _report_failures(args.command, failures, len(cases))
 

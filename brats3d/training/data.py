@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,6 @@ from monai.transforms import Compose
 from torch.utils.data import RandomSampler
 
 from brats3d.config import RunConfig
-from brats3d.data.io import case_spacing
 from brats3d.data.layouts import Case, site_of
 from brats3d.errors import BratsInputError
 from brats3d.files import atomic_path
@@ -122,12 +121,12 @@ def read_split(path: Path, cases: list[Case]) -> tuple[list[Case], list[Case]]:
     return [by_id[i] for i in saved["train"]], [by_id[i] for i in saved["validation"]]
 
 
-def median_spacing(cases: Sequence[Case]) -> list[float]:
-    """Median voxel spacing (mm, RAS axes) of ``cases``, from their headers: the spacing a run trains at and its
-    checkpoints record for ``predict``. Taken over all the dataset's labelled cases, validation ones included (as
-    nnU-Net plans one spacing per dataset), so that every fold of a cross-validation, and a cache preprocessed
-    before training, agree on it."""
-    return [float(v) for v in np.median(np.asarray([case_spacing(c) for c in cases]), axis=0)]
+def median_spacing(spacings: Iterable[Sequence[float]]) -> list[float]:
+    """Median of voxel spacings (mm, RAS axes; ``data.io.case_spacing`` of each case): the spacing a run trains at
+    and its checkpoints record for ``predict``. Taken over all the dataset's labelled cases, validation ones
+    included (as nnU-Net plans one spacing per dataset), so that every fold of a cross-validation, and a cache
+    preprocessed before training, agree on it."""
+    return [float(v) for v in np.median(np.asarray(list(spacings)), axis=0)]
 
 
 def rank_share(items: list, rank: int, world: int) -> list:

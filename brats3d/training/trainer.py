@@ -295,8 +295,9 @@ class Trainer:
         """The dataset's median voxel spacing (``median_spacing``), which checkpoints record so that ``predict``
         resamples scans of another spacing to it; training cases far from it are resampled to it
         (``data.resample``), or named when that is off: the network would see their anatomy at another scale."""
-        median = median_spacing(cases)
-        odd = [case.case_id for case in self.train_cases if resampling_factors(case_spacing(case), median)]
+        spacings = {case.case_id: case_spacing(case) for case in cases}  # each header read once
+        median = median_spacing(spacings.values())
+        odd = [case.case_id for case in self.train_cases if resampling_factors(spacings[case.case_id], median)]
         if odd and dist.is_main():
             shown = ", ".join(odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
             far = (
