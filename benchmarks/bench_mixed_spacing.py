@@ -20,14 +20,12 @@ from pathlib import Path
 
 import numpy as np
 from _common import print_table, write_json
-from bench_spacing import coarse_copy
+from bench_spacing import coarse_copy, region_dice
 
 from brats3d.config import load_config
 from brats3d.data.io import load_case
-from brats3d.data.labels import REGION_NAMES, REGION_SHORT
 from brats3d.data.layouts import Case, Layout, discover
 from brats3d.data.synthetic import write_dataset
-from brats3d.evaluation.metrics import score_case
 from brats3d.inference.predict import PredictOptions, Predictor
 from brats3d.training.trainer import train
 
@@ -42,13 +40,6 @@ def training_folder(cases: list[Case], coarse: int, block: tuple[int, ...], root
         shutil.copy(source.label, root / "labelsTr" / f"{case.case_id}.nii.gz")
     shutil.rmtree(root / "coarse", ignore_errors=True)
     return root
-
-
-def scores(predictor: Predictor, case: Case) -> dict[str, float]:
-    truth = load_case(case, ras=True)
-    prediction = predictor.predict(case)
-    result = score_case(prediction.labels_ras, truth.label, truth.spacing, REGION_NAMES, False)
-    return {REGION_SHORT[r]: result[r]["dice"] for r in REGION_NAMES}
 
 
 def main() -> None:
@@ -81,9 +72,9 @@ def main() -> None:
         train(load_config(args.config, overrides), run, data_dir=folder, log=lambda _: None)
         predictor = Predictor(run / "best.pt", PredictOptions(pictures=False))
         for kind, held_out in (("1 mm", test_cases), ("x".join(map(str, block)) + " mm", thick)):
-            per_case = [scores(predictor, case) for case in held_out]
+            per_case = [region_dice(predictor.predict(c).labels_ras, load_case(c, ras=True)) for c in held_out]
             row = {"training": "resampled" if resample else "as they are", "held-out scans": kind}
-            row.update({f"{r} Dice": float(np.mean([s[r] for s in per_case])) for r in REGION_SHORT.values()})
+            row.update({key: float(np.mean([s[key] for s in per_case])) for key in per_case[0]})
             rows.append(row)
             print(row, flush=True)
     print(

@@ -2,12 +2,13 @@
 
 Each real case is rewritten as a coarser acquisition would store it: 2 mm isotropic voxels and 1x1x3 mm thick
 slices, each voxel the mean of the 1 mm voxels it covers (a region counts where it fills at least half of them).
-`--acquisitions` can add a 0.5 mm isotropic copy instead, interpolated from the 1 mm scan (trilinear image, nearest
-labels): it lacks a real fine scan's detail, but it has its 8x the voxels, so it measures the time and memory of
-such a scan and whether resampling brings it back. A checkpoint trained on 1 mm scans then segments every copy
-twice, as it is and resampled to its training spacing (`--resample`, the default, and `--no-resample`), and both are
-scored against the copy's reference on the copy's grid, with the seconds each prediction took and the process's
-peak memory. Use a checkpoint that never saw the cases (a cross-validation fold's model and the cases it held out).
+`--acquisitions` can add a 0.5 mm isotropic copy instead, interpolated from the 1 mm scan as training resamples a
+case (trilinear image, nearest labels): it lacks a real fine scan's detail, but it has its 8x the voxels, so it
+measures the time and memory of such a scan and whether resampling brings it back. A checkpoint trained on 1 mm
+scans then segments every copy twice, as it is and resampled to its training spacing (`--resample`, the default,
+and `--no-resample`), and both are scored against the copy's reference on the copy's grid, with the seconds each
+prediction took and the process's peak memory. Use a checkpoint that never saw the cases (a cross-validation
+fold's model and the cases it held out).
 
 Run from benchmarks/:
     python bench_spacing.py --checkpoint runs/cv/fold_0/last.pt --cases Brats18_TCIA01_201_1 Brats18_TCIA01_378_1
@@ -24,15 +25,14 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import torch
 from _common import REAL_DATA, print_table, write_json
 
-from brats3d.data.io import load_case
+from brats3d.data.io import LoadedCase, load_case
 from brats3d.data.labels import REGION_NAMES, REGION_SHORT, labels_to_regions
 from brats3d.data.layouts import Case, Layout, discover
 from brats3d.evaluation.metrics import score_case
 from brats3d.inference.predict import PredictOptions, Predictor
-from brats3d.transforms.resampling import resample, resample_label, resampled_affine
+from brats3d.transforms.resampling import ResampleToSpacingd
 
 COARSER = {"2 mm isotropic": (2, 2, 2), "1x1x3 mm slices": (1, 1, 3)}  # 1 mm voxels per coarse voxel
 FINER = {"0.5 mm isotropic": 2}  # fine voxels per 1 mm, each axis
@@ -70,17 +70,23 @@ def coarse_copy(case: Case, block: tuple[int, ...], folder: Path) -> Case:
 
 
 def fine_copy(case: Case, factor: int, folder: Path) -> Case:
-    """The case on a grid ``factor`` times finer per axis (trilinear image, nearest labels), in the same place."""
+    """The case on a grid ``factor`` times finer per axis, in the same place: resampled as training resamples a case
+    (``ResampleToSpacingd``: trilinear image, nearest labels, zero background kept)."""
     folder.mkdir(parents=True)
     loaded = load_case(case)  # file voxel order, canonical labels
-    shape = tuple(factor * n for n in loaded.label.shape)
-    image = resample(torch.from_numpy(loaded.image), shape).numpy()
-    label = resample_label(torch.from_numpy(loaded.label[None]), shape)[0].numpy()
-    affine = resampled_affine(loaded.affine, loaded.label.shape, shape)
+    fine = [s / factor for s in loaded.spacing]
+    item = {"image": loaded.image, "label": loaded.label[None], "affine": loaded.affine, "spacing": loaded.spacing}
+    item = ResampleToSpacingd(fine)(item)
     image_path, label_path = folder / f"{case.case_id}.nii.gz", folder / f"{case.case_id}_label.nii.gz"
-    nib.save(nib.Nifti1Image(np.moveaxis(image, 0, -1).astype(np.float32), affine), str(image_path))
-    nib.save(nib.Nifti1Image(label.astype(np.uint8), affine), str(label_path))
+    nib.save(nib.Nifti1Image(np.moveaxis(item["image"], 0, -1).astype(np.float32), item["affine"]), str(image_path))
+    nib.save(nib.Nifti1Image(item["label"][0].astype(np.uint8), item["affine"]), str(label_path))
     return Case(case.case_id, Layout.MSD, (image_path,), label_path)
+
+
+def region_dice(labels_ras: np.ndarray, truth: LoadedCase) -> dict[str, float]:
+    """Dice per BraTS region of a prediction (RAS grid) against the truth of its copy, keyed "WT Dice" and so on."""
+    scores = score_case(labels_ras, truth.label, truth.spacing, REGION_NAMES, False)
+    return {f"{REGION_SHORT[r]} Dice": scores[r]["dice"] for r in REGION_NAMES}
 
 
 def make_copy(case: Case, acquisition: str, folder: Path) -> Case:
@@ -113,9 +119,8 @@ def main() -> None:
                     start = time.perf_counter()
                     prediction = predictor.predict(copy)
                     seconds = time.perf_counter() - start
-                    scores = score_case(prediction.labels_ras, truth.label, truth.spacing, REGION_NAMES, False)
                     row = {"acquisition": name, "case": case.case_id, "resample": flag, "seconds": round(seconds, 1)}
-                    row.update({f"{REGION_SHORT[r]} Dice": scores[r]["dice"] for r in REGION_NAMES})
+                    row.update(region_dice(prediction.labels_ras, truth))
                     rows.append(row)
                     print(row, flush=True)
     columns = ["acquisition", "case", "resample", "seconds", *(f"{REGION_SHORT[r]} Dice" for r in REGION_NAMES)]
