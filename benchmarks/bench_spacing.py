@@ -120,10 +120,19 @@ def main() -> None:
                     prediction = predictor.predict(copy)
                     seconds = time.perf_counter() - start
                     row = {"acquisition": name, "case": case.case_id, "resample": flag, "seconds": round(seconds, 1)}
+                    row.update({f"{step} s": round(prediction.timings[step], 1) for step in ("load", "infer")})
                     row.update(region_dice(prediction.labels_ras, truth))
                     rows.append(row)
                     print(row, flush=True)
-    columns = ["acquisition", "case", "resample", "seconds", *(f"{REGION_SHORT[r]} Dice" for r in REGION_NAMES)]
+    columns = [
+        "acquisition",
+        "case",
+        "resample",
+        "seconds",
+        "load s",
+        "infer s",
+        *(f"{REGION_SHORT[r]} Dice" for r in REGION_NAMES),
+    ]
     print_table(rows, columns)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"peak memory of this process: {peak_gb:.1f} GB")

@@ -26,7 +26,7 @@ from brats3d.models.registry import check_network
 from brats3d.transforms import build_val_transforms
 from brats3d.transforms.pipeline import EVERY_AXIS
 from brats3d.transforms.postprocess import RULES_FILE, PostProcessing, restrict_to_brain
-from brats3d.transforms.resampling import resample, resampled_shape, resampling_factors
+from brats3d.transforms.resampling import resample, resampling_factors
 
 
 @dataclass
@@ -56,7 +56,7 @@ class PredictOptions:
 @dataclass
 class Prediction:
     case: Case
-    labels_ras: np.ndarray  # canonical labels on the RAS-ordered grid the network saw
+    labels_ras: np.ndarray  # canonical labels on the scan's own grid, its axes in RAS order
     probabilities_ras: torch.Tensor | None
     loaded: LoadedCase
     timings: dict[str, float] = field(default_factory=dict)
@@ -145,21 +145,25 @@ def segment_cropped(
     options: PredictOptions,
     device: torch.device,
     thresholds: float | Sequence[float] = 0.5,
-    zoom: Sequence[float] | None = None,
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Probabilities and canonical labels for a scan preprocessed by the validation chain (cropped to the brain,
-    normalised), labels restricted to brain voxels. Validation and ``brats3d predict`` both call this.
-
-    ``zoom`` (``resampling_factors``): the scan is predicted resampled to the network's training spacing and its
-    probabilities are resampled back to the scan's grid before the thresholds."""
-    image = image.float()
-    if zoom is None:
-        probs = ensemble_probabilities(models, image, target.name, window, options, device)
-    else:
-        at_training_spacing = resample(image, resampled_shape(image.shape[1:], zoom))
-        probs = ensemble_probabilities(models, at_training_spacing, target.name, window, options, device)
-        probs = resample(probs, image.shape[1:])
+    normalised), labels restricted to brain voxels. Validation and ``brats3d predict`` both call this."""
+    probs = ensemble_probabilities(models, image.float(), target.name, window, options, device)
     return probs, restrict_to_brain(target.labels(probs, thresholds), image.numpy())
+
+
+def probabilities_on_scan(
+    probs: torch.Tensor, box: tuple[slice, ...], grid_shape: Sequence[int], scan_shape: Sequence[int]
+) -> torch.Tensor:
+    """Probabilities predicted on the brain ``box`` of a scan resampled to ``grid_shape`` (the training spacing),
+    brought back onto the scan's own grid: the whole resampled grid maps onto the whole scan, so the way back is the
+    exact inverse of the way there. One channel at a time, so that a fine scan holds one full-size copy, not three."""
+    out = torch.empty((probs.shape[0], *scan_shape), dtype=torch.float32)
+    for c in range(probs.shape[0]):
+        grid = torch.zeros((1, *grid_shape), dtype=torch.float32)
+        grid[(0, *box)] = probs[c]
+        out[c] = resample(grid, scan_shape)[0]
+    return out
 
 
 def resolve_inputs(
@@ -221,12 +225,16 @@ class Predictor:
         self.checkpoints = [str(c) for c in checkpoints]
         self.training_spacing = payload.get("spacing")  # None in checkpoints from before it was recorded
         self.rules = self._rules(checkpoints[0])
+        # The validation chain at the training spacing: a scan far from it is resampled before it is cropped and
+        # normalised, as training prepared its cases, so that normalisation sees the grid the network was trained
+        # on (and a 0.5 mm scan is normalised on an eighth of its voxels).
         self.chain = build_val_transforms(
             normalisation=payload["normalisation"],
             reader=self.config.data.reader,
             with_label=False,
             keep_source=True,
             mirror_difference=payload["mirror_difference"],
+            spacing=self.training_spacing if options.resample else None,
         )
 
     def _rules(self, checkpoint: str | Path) -> PostProcessing:
@@ -274,21 +282,30 @@ class Predictor:
         zoom = resampling_factors(loaded.spacing, self.training_spacing) if o.resample else None
         rules = self.rules if zoom is None else self.rules.for_voxel_volume(float(np.prod(zoom)))
         t1 = time.perf_counter()
-        probs, cropped = segment_cropped(
-            self.models, item["image"], self.target, self.window, o, self.device, rules.thresholds, zoom
-        )
+        scan_shape = loaded.image.shape[1:]
+        if zoom is None:
+            probs, cropped = segment_cropped(
+                self.models, item["image"], self.target, self.window, o, self.device, rules.thresholds
+            )
+            labels = np.zeros(scan_shape, np.uint8)
+            labels[box] = cropped
+        else:  # predicted at the training spacing; thresholds and rules apply on the scan's own grid
+            probs = ensemble_probabilities(
+                self.models, item["image"].float(), self.target.name, self.window, o, self.device
+            )
+            probs = probabilities_on_scan(probs, box, item["spatial_shape"], scan_shape)
+            labels = restrict_to_brain(self.target.labels(probs, rules.thresholds), loaded.image)
+            box = (slice(None),) * len(scan_shape)
         if not torch.isfinite(probs).all():  # thresholds would silently turn NaN into background
             raise BratsInputError(
                 case.images[0],
                 "the network's output holds NaN or infinite values: the checkpoint's weights are broken, or this "
                 "machine's low-precision kernels failed",
             )
-        labels = np.zeros(loaded.image.shape[1:], np.uint8)
-        labels[box] = cropped
         labels = rules.apply(labels, loaded.image)
         full_probs = None
         if o.save_probabilities:
-            full_probs = torch.zeros((probs.shape[0], *loaded.image.shape[1:]), dtype=torch.float16)
+            full_probs = torch.zeros((probs.shape[0], *scan_shape), dtype=torch.float16)
             full_probs[(slice(None), *box)] = probs.half()
         t2 = time.perf_counter()
         return Prediction(case, labels, full_probs, loaded, {"load": t1 - t0, "infer": t2 - t1})

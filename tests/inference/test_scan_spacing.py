@@ -7,8 +7,9 @@ import brats3d.inference.predict as predict_module
 from brats3d.data.io import ras_spacing
 from brats3d.data.layouts import Case, Layout, discover
 from brats3d.errors import BratsInputError
-from brats3d.inference.predict import PredictOptions, Predictor
+from brats3d.inference.predict import PredictOptions, Predictor, probabilities_on_scan
 from brats3d.models.checkpoint import load_checkpoint
+from brats3d.transforms import build_val_transforms
 from brats3d.transforms.postprocess import PostProcessing
 
 
@@ -55,16 +56,37 @@ def test_a_coarse_scan_is_shown_to_the_network_at_its_training_spacing(
     original = predict_module.ensemble_probabilities
 
     def spy(models, image, *args):
-        seen.append(tuple(image.shape[1:]))
+        seen.append(image.clone())
         return original(models, image, *args)
 
     monkeypatch.setattr(predict_module, "ensemble_probabilities", spy)
     predictor = Predictor(checkpoint, PredictOptions(pictures=False, overlap=0.25, resample=resample_scan))
     prediction = predictor.predict(case)
     out = predictor.write(prediction, tmp_path / "out")[0]
-    item = predictor.chain(case.to_dict())  # the scan cropped to the brain on its own grid
-    cropped = tuple(item["image"].shape[1:])
-    assert seen == [tuple(2 * n for n in cropped) if resample_scan else cropped]
+    payload = load_checkpoint(checkpoint)
+    own_grid = build_val_transforms(normalisation=payload["normalisation"], with_label=False)(case.to_dict())
+    # Resampled, the network sees the scan as validation prepares a case of its run: resampled to the training
+    # spacing, then cropped and normalised there (not normalised on the coarse grid and interpolated afterwards).
+    training_grid = build_val_transforms(
+        normalisation=payload["normalisation"], with_label=False, spacing=payload["spacing"]
+    )(case.to_dict())
+    expected = training_grid if resample_scan else own_grid
+    assert len(seen) == 1
+    torch.testing.assert_close(seen[0], expected["image"].float())
+    assert tuple(training_grid["spatial_shape"]) == (40, 40, 24)  # the 2 mm scan on the 1 mm grid
     seg, ref = nib.load(str(out)), nib.load(str(case.images[0]))
     assert seg.shape == ref.shape[:3] == (20, 20, 12)  # written back on the scan's own grid
     np.testing.assert_allclose(seg.affine, ref.affine)
+
+
+def test_probabilities_come_back_to_where_they_were_on_the_scan():
+    # A scan of 10 x 12 x 6 voxels predicted at twice its resolution, its brain box starting at (4, 2, 2) there.
+    scan_shape, grid_shape = (10, 12, 6), (20, 24, 12)
+    box = (slice(4, 16), slice(2, 22), slice(2, 12))
+    probs = torch.zeros((3, 12, 20, 10))
+    probs[1, 4:8, 6:14, 2:6] = 1.0  # grid voxels 8-11, 8-15, 4-7: scan voxels 4-5, 4-7, 2-3
+    back = probabilities_on_scan(probs, box, grid_shape, scan_shape)
+    assert back.shape == (3, *scan_shape) and not back[0].any() and not back[2].any()
+    expected = torch.zeros(scan_shape)
+    expected[4:6, 4:8, 2:4] = 1.0
+    torch.testing.assert_close(back[1], expected)
