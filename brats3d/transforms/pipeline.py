@@ -54,11 +54,12 @@ def _load_and_crop(
     with_label: bool = True,
     keep_source: bool = False,
     spacing: Sequence[float] | None = None,
+    only_finer: bool = False,
 ) -> list:
     keys = ["image", "label"] if with_label else ["image"]
     return [
         LoadCased(reader=reader, with_label=with_label, keep_source=keep_source),
-        *([ResampleToSpacingd(spacing)] if spacing is not None else []),
+        *([ResampleToSpacingd(spacing, only_finer)] if spacing is not None else []),
         # Crop before normalising: afterwards brain voxels can be exactly zero and the background is no longer 0.
         CropForegroundd(
             keys=keys,
@@ -216,19 +217,21 @@ def build_val_transforms(
     keep_source: bool = False,
     mirror_difference: bool = False,
     spacing: Sequence[float] | None = None,
+    only_finer: bool = False,
 ) -> Compose:
     """Whole scans cropped to the brain and normalised, with canonical labels (1, X, Y, Z) when ``with_label``.
 
     Validation and ``brats3d predict`` both use this chain; the crop box it records
     (``foreground_start_coord``/``foreground_end_coord``) maps predictions back onto the scan, and with
     ``keep_source`` the loaded case (header, orientation, raw image) rides along for writing results. ``spacing``:
-    validation scores a case at the spacing its run trains at (``predict`` resamples the probabilities itself, so
-    that labels come back on the scan's own grid).
+    validation scores a case at the spacing its run trains at. ``only_finer`` (``predict``): only scans finer than
+    ``spacing`` are resampled here; ``predict`` resamples coarser ones after normalisation and brings every
+    prediction back to the scan's own grid itself.
     """
     keys = ["image", "label"] if with_label else ["image"]
     return Compose(
         [
-            *_load_and_crop(reader, normalisation, mirror_difference, with_label, keep_source, spacing),
+            *_load_and_crop(reader, normalisation, mirror_difference, with_label, keep_source, spacing, only_finer),
             EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False),
         ]
     )

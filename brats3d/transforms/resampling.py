@@ -35,6 +35,12 @@ def resampling_factors(
     return factors
 
 
+def finer_than(factors: Sequence[float]) -> bool:
+    """Whether a scan with these ``resampling_factors`` is at least as fine as the training spacing on every axis
+    (within the tolerance): resampling it only averages its voxels together, never invents voxels between them."""
+    return all(f <= 1.0 + SPACING_TOLERANCE for f in factors)
+
+
 def resampled_shape(shape: Sequence[int], factors: Sequence[float]) -> tuple[int, ...]:
     return tuple(max(1, round(n * f)) for n, f in zip(shape, factors))
 
@@ -85,14 +91,15 @@ class ResampleToSpacingd(MapTransform):
     samples every voxel through a general affine grid; measured while writing this).
     """
 
-    def __init__(self, spacing: Sequence[float]) -> None:
+    def __init__(self, spacing: Sequence[float], only_finer: bool = False) -> None:
         super().__init__(keys=("image", "label"), allow_missing_keys=True)
         self.spacing = [float(s) for s in spacing]
+        self.only_finer = only_finer  # ``predict``: coarser scans are resampled after normalisation instead
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
         zoom = resampling_factors(d["spacing"], self.spacing)
-        if zoom is None:
+        if zoom is None or (self.only_finer and not finer_than(zoom)):
             return d
         image = torch.as_tensor(np.asarray(d["image"], dtype=np.float32))
         old_shape = tuple(image.shape[1:])

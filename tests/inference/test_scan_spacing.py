@@ -11,6 +11,7 @@ from brats3d.inference.predict import PredictOptions, Predictor, probabilities_o
 from brats3d.models.checkpoint import load_checkpoint
 from brats3d.transforms import build_val_transforms
 from brats3d.transforms.postprocess import PostProcessing
+from brats3d.transforms.resampling import resample, resampled_shape
 
 
 def test_ras_spacing_follows_the_axes_to_ras_gives():
@@ -37,21 +38,23 @@ def test_checkpoints_record_the_training_spacing(checkpoint, tmp_path):
         load_checkpoint(tmp_path / "odd.pt")
 
 
-def _coarse_copy(case: Case, folder, step: int = 2) -> Case:
-    """The scan with every ``step``-th voxel kept and the affine saying so: a lower-resolution acquisition."""
+def _copy_at_spacing(case: Case, folder, step: int) -> Case:
+    """The scan as an acquisition at another resolution: every ``step``-th voxel kept and the affine saying so
+    (``step`` 2: 2 mm voxels), or with ``step`` -2 the same voxels declared 0.5 mm (a finer scan of a smaller head)."""
     folder.mkdir()
     img = nib.load(str(case.images[0]))
-    data = np.asanyarray(img.dataobj)[::step, ::step, ::step]
+    data = np.asanyarray(img.dataobj)
+    data, scale = (data[::step, ::step, ::step], step) if step > 0 else (data, -1 / step)
     path = folder / case.images[0].name
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(data), img.affine @ np.diag([step, step, step, 1.0])), str(path))
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(data), img.affine @ np.diag([scale] * 3 + [1.0])), str(path))
     return Case(case.case_id, Layout.MSD, (path,))
 
 
-@pytest.mark.parametrize("resample_scan", [True, False])
-def test_a_coarse_scan_is_shown_to_the_network_at_its_training_spacing(
-    make_dataset, checkpoint, tmp_path, monkeypatch, resample_scan
+@pytest.mark.parametrize(("step", "resample_scan"), [(2, True), (-2, True), (2, False)])
+def test_a_scan_is_shown_to_the_network_at_its_training_spacing(
+    make_dataset, checkpoint, tmp_path, monkeypatch, step, resample_scan
 ):
-    case = _coarse_copy(discover(make_dataset("msd", cases=1, shape=(40, 40, 24))).cases[0], tmp_path / "coarse")
+    case = _copy_at_spacing(discover(make_dataset("msd", cases=1, shape=(40, 40, 24))).cases[0], tmp_path / "s", step)
     seen = []
     original = predict_module.ensemble_probabilities
 
@@ -63,20 +66,22 @@ def test_a_coarse_scan_is_shown_to_the_network_at_its_training_spacing(
     predictor = Predictor(checkpoint, PredictOptions(pictures=False, overlap=0.25, resample=resample_scan))
     prediction = predictor.predict(case)
     out = predictor.write(prediction, tmp_path / "out")[0]
-    payload = load_checkpoint(checkpoint)
-    own_grid = build_val_transforms(normalisation=payload["normalisation"], with_label=False)(case.to_dict())
-    # Resampled, the network sees the scan as validation prepares a case of its run: resampled to the training
-    # spacing, then cropped and normalised there (not normalised on the coarse grid and interpolated afterwards).
-    training_grid = build_val_transforms(
-        normalisation=payload["normalisation"], with_label=False, spacing=payload["spacing"]
-    )(case.to_dict())
-    expected = training_grid if resample_scan else own_grid
+    normalisation = load_checkpoint(checkpoint)["normalisation"]
+    own_grid = build_val_transforms(normalisation=normalisation, with_label=False)(case.to_dict())["image"].float()
+    if not resample_scan:
+        expected = own_grid
+    elif step > 0:  # coarser: normalised on its own grid (real voxels), then resampled to 1 mm
+        expected = resample(own_grid, resampled_shape(own_grid.shape[1:], (step,) * 3))
+    else:  # finer: resampled to 1 mm first, then cropped and normalised there, as validation prepares a case
+        chain = build_val_transforms(normalisation=normalisation, with_label=False, spacing=[1.0, 1.0, 1.0])
+        expected = chain(case.to_dict())["image"].float()
+        assert expected.shape[1:] == (20, 20, 12)
     assert len(seen) == 1
-    torch.testing.assert_close(seen[0], expected["image"].float())
-    assert tuple(training_grid["spatial_shape"]) == (40, 40, 24)  # the 2 mm scan on the 1 mm grid
+    torch.testing.assert_close(seen[0], expected)
     seg, ref = nib.load(str(out)), nib.load(str(case.images[0]))
-    assert seg.shape == ref.shape[:3] == (20, 20, 12)  # written back on the scan's own grid
+    assert seg.shape == ref.shape[:3]  # written back on the scan's own grid
     np.testing.assert_allclose(seg.affine, ref.affine)
+    assert prediction.labels_ras.shape == tuple(ref.shape[:3])
 
 
 def test_probabilities_come_back_to_where_they_were_on_the_scan():

@@ -7,7 +7,13 @@ import numpy as np
 import torch
 
 from brats3d.data.synthetic import make_phantom
-from brats3d.transforms.resampling import ResampleToSpacingd, resample, resampled_shape, resampling_factors
+from brats3d.transforms.resampling import (
+    ResampleToSpacingd,
+    finer_than,
+    resample,
+    resampled_shape,
+    resampling_factors,
+)
 
 
 def test_factors_are_scan_over_training_spacing_and_none_within_ten_percent():
@@ -85,3 +91,12 @@ def test_a_case_without_a_label_is_resampled_alone():
     del coarse["label"]
     out = ResampleToSpacingd([1.0, 1.0, 2.0])(coarse)
     assert out["image"].shape == (4, 64, 64, 24) and "label" not in out
+
+
+def test_only_finer_resamples_a_fine_case_and_leaves_a_coarse_one_for_later():
+    assert finer_than((0.5, 0.5, 1.0)) and finer_than((0.5, 0.5, 1.05))
+    assert not finer_than((0.5, 0.5, 3.0)) and not finer_than((2.0, 2.0, 2.0))
+    coarse, _ = _loaded(step=2)
+    assert ResampleToSpacingd([1.0, 1.0, 1.0], only_finer=True)(coarse)["image"] is coarse["image"]
+    fine = ResampleToSpacingd([4.0, 4.0, 4.0], only_finer=True)(coarse)  # 2 mm voxels against a 4 mm spacing
+    assert fine["image"].shape == (4, 16, 16, 12) and fine["spacing"] == (4.0, 4.0, 4.0)
