@@ -63,7 +63,8 @@ def test_a_scan_is_shown_to_the_network_at_its_training_spacing(
         return original(models, image, *args)
 
     monkeypatch.setattr(predict_module, "ensemble_probabilities", spy)
-    predictor = Predictor(checkpoint, PredictOptions(pictures=False, overlap=0.25, resample=resample_scan))
+    options = PredictOptions(pictures=False, overlap=0.25, resample=resample_scan, save_probabilities=True)
+    predictor = Predictor(checkpoint, options)
     prediction = predictor.predict(case)
     out = predictor.write(prediction, tmp_path / "out")[0]
     normalisation = load_checkpoint(checkpoint)["normalisation"]
@@ -82,6 +83,7 @@ def test_a_scan_is_shown_to_the_network_at_its_training_spacing(
     assert seg.shape == ref.shape[:3]  # written back on the scan's own grid
     np.testing.assert_allclose(seg.affine, ref.affine)
     assert prediction.labels_ras.shape == tuple(ref.shape[:3])
+    assert prediction.probabilities_ras.shape == (3, *ref.shape[:3])  # --save-probabilities: on the scan's grid too
 
 
 def test_probabilities_come_back_to_where_they_were_on_the_scan():
