@@ -26,7 +26,7 @@ from brats3d.models.registry import check_network
 from brats3d.transforms import build_val_transforms
 from brats3d.transforms.pipeline import EVERY_AXIS
 from brats3d.transforms.postprocess import RULES_FILE, PostProcessing, restrict_to_brain
-from brats3d.transforms.resampling import finer_than, resample, resampled_shape, resampling_factors
+from brats3d.transforms.resampling import resample, resampled_shape, resampling_factors
 
 
 @dataclass
@@ -296,7 +296,7 @@ class Predictor:
         rules = self.rules if zoom is None else self.rules.for_voxel_volume(float(np.prod(zoom)))
         t1 = time.perf_counter()
         scan_shape = loaded.image.shape[1:]
-        if zoom is not None and finer_than(zoom):  # the chain resampled it; thresholds and rules on the scan's grid
+        if item["spacing"] != loaded.spacing:  # the chain resampled it; thresholds and rules on the scan's grid
             probs = ensemble_probabilities(
                 self.models, item["image"].float(), self.target.name, self.window, o, self.device
             )
