@@ -43,6 +43,18 @@ def test_a_smooth_gain_along_the_head_is_divided_out():
     assert contrast > 2.5  # the lesion is still far brighter than the brain around it
 
 
+def test_a_large_lesion_in_one_hemisphere_is_not_divided_out():
+    raw, grid = _brain()
+    lesion = (raw > 0) & (grid[0] < 20) & (np.abs(grid[1] - 23.5) < 12) & (np.abs(grid[2] - 15.5) < 9)
+    raw[lesion] *= 1.6  # oedema-like: a fifth of the brain, moderately bright, all left of the midline
+    brain, left = raw > 0, grid[0] < 23.5
+    out = {method: _standardised(raw, method) for method in ("brain", "flattened")}
+    contrast = {m: o[lesion].mean() - o[brain & ~lesion].mean() for m, o in out.items()}
+    sides = out["flattened"][brain & ~lesion & left].mean() - out["flattened"][brain & ~lesion & ~left].mean()
+    assert contrast["flattened"] > 0.85 * contrast["brain"]  # a fit free to tilt towards it keeps about half
+    assert abs(sides) < 0.2  # healthy tissue either side of the midline stays alike (a free fit: 0.4 SD apart)
+
+
 def test_without_a_field_flattening_changes_next_to_nothing():
     raw, _ = _brain()
     change = np.abs(_standardised(raw, "flattened") - _standardised(raw, "brain"))
