@@ -48,8 +48,9 @@ BRAIN_STANDARDISED = "zero mean, unit variance over brain voxels (any channel no
 NORMALISATION_TEXT = {
     "brain": f"per channel: {BRAIN_STANDARDISED}",
     "slice": "per channel and axial slice: zero mean, unit variance over the slice's non-zero voxels; 0 elsewhere",
-    "flattened": "per channel: divided by exp of a degree-2 polynomial in the voxel coordinates fitted to log "
-    "intensity over the brain (brats3d.transforms.intensity.smooth_log_field), then " + BRAIN_STANDARDISED,
+    "flattened": "per channel: divided by exp of a degree-2 polynomial in the voxel coordinates, even in the "
+    "left-right one about the brain's centre, fitted to log intensity over the brain "
+    "(brats3d.transforms.intensity.smooth_log_field), then " + BRAIN_STANDARDISED,
 }
 
 

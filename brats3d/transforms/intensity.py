@@ -99,9 +99,10 @@ def smooth_log_field(
 
 
 class NormalizeFlattenedd(MapTransform):
-    """Divide each channel by its own smooth intensity field (a degree-2 polynomial in log intensity), then
-    standardise it over the brain as ``normalisation: brain`` does, so that scanners and sites that leave one part
-    of the brain brighter than another on one sequence look alike.
+    """Divide each channel by its own smooth intensity field (a degree-2 polynomial in log intensity, mirror-symmetric
+    across the mid-sagittal plane: ``smooth_log_field``), then standardise it over the brain as ``normalisation:
+    brain`` does, so that scanners and sites that leave one part of the brain brighter than another on one sequence
+    look alike.
 
     Why: on the ten BraTS 2018 cases the healthy inferior brain (cerebellum, brain stem) ranges from 0.76 SD darker
     to 0.51 SD brighter than the rest on T2 depending on the site (``benchmarks/bench_site_shift.py``), and a model
