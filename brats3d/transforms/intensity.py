@@ -39,10 +39,10 @@ def _standardise(key: str) -> NormalizeIntensityd:
     return NormalizeIntensityd(keys=key, nonzero=True, channel_wise=True)
 
 
-def _exponents(degree: int, even_axis: int | None) -> list[tuple[int, int, int]]:
-    """Powers (i, j, k) with i + j + k <= degree; only even powers of ``even_axis`` when one is given."""
+def _exponents(degree: int) -> list[tuple[int, int, int]]:
+    """Powers (i, j, k) with i + j + k <= degree and an even power of the left-right coordinate (``MIRROR_AXIS``)."""
     powers = [(i, j, k) for i in range(degree + 1) for j in range(degree + 1 - i) for k in range(degree + 1 - i - j)]
-    return [p for p in powers if even_axis is None or p[even_axis] % 2 == 0]
+    return [p for p in powers if p[MIRROR_AXIS] % 2 == 0]
 
 
 def _monomials(coordinates: list[np.ndarray], exponents: list[tuple[int, int, int]]) -> np.ndarray:
@@ -51,14 +51,9 @@ def _monomials(coordinates: list[np.ndarray], exponents: list[tuple[int, int, in
     return np.stack([x**i * y**j * z**k for i, j, k in exponents], axis=-1)
 
 
-def _brain_coordinates(indices: tuple[np.ndarray, ...], brain: np.ndarray) -> list[np.ndarray]:
-    """Voxel indices as coordinates in [-1, 1] over the brain's bounding box, 0 at its centre on every axis."""
-    coordinates = []
-    for axis, index in enumerate(indices):
-        extent = np.nonzero(brain.any(axis=tuple(a for a in range(brain.ndim) if a != axis)))[0]
-        centre, half = (extent[0] + extent[-1]) / 2, max((extent[-1] - extent[0]) / 2, 1.0)
-        coordinates.append((index - centre) / half)
-    return coordinates
+def _box_coordinates(indices: tuple[np.ndarray, ...], low: list[int], high: list[int]) -> list[np.ndarray]:
+    """Voxel indices as coordinates in [-1, 1] over the box ``low``..``high`` (inclusive), 0 at its centre."""
+    return [(index - (lo + hi) / 2) / max((hi - lo) / 2, 1.0) for index, lo, hi in zip(indices, low, high)]
 
 
 def smooth_log_field(
@@ -83,11 +78,13 @@ def smooth_log_field(
     if count < 0.9 * brain.sum() or count < 100:
         return None
     step = int(np.clip((count / samples) ** (1 / 3), 1, 4))
-    exponents = _exponents(degree, even_axis=MIRROR_AXIS)
+    exponents = _exponents(degree)
+    inside = np.nonzero(brain)
+    low, high = [int(i.min()) for i in inside], [int(i.max()) for i in inside]  # the brain's bounding box
     sampled = np.zeros_like(positive)
     sampled[::step, ::step, ::step] = positive[::step, ::step, ::step]
     where = np.nonzero(sampled)
-    terms = _monomials(_brain_coordinates(where, brain), exponents)
+    terms = _monomials(_box_coordinates(where, low, high), exponents)
     log_value = np.log(channel[where].astype(np.float64))
     keep = np.ones(log_value.shape, dtype=bool)
     for _ in range(3):
@@ -95,7 +92,7 @@ def smooth_log_field(
         residual = log_value - terms @ coefficients
         keep = np.abs(residual) <= 1.5 * residual[keep].std()  # <=: a flat channel keeps every voxel
     offset = float((terms @ coefficients)[keep].mean())
-    return _monomials(_brain_coordinates(np.nonzero(brain), brain), exponents) @ coefficients - offset
+    return _monomials(_box_coordinates(inside, low, high), exponents) @ coefficients - offset
 
 
 class NormalizeFlattenedd(MapTransform):
